@@ -1,0 +1,381 @@
+"""The ASGI HTTP request cycle, written once for every framing.
+
+Theory of operation
+-------------------
+One :class:`RequestCycle` serves one request: it owns the ASGI ``scope``, the
+``receive`` and ``send`` callables handed to the application, and the task
+running the application.  It never sees bytes.  Whatever carries the request
+(an HTTP/1.1 connection, whichever parser it uses; later an HTTP/2 stream)
+implements :class:`StreamSink` and talks to the cycle with plain method calls:
+
+* the carrier calls :meth:`RequestCycle.feed_body`, :meth:`feed_end` and
+  :meth:`client_gone` as the request body arrives or the client leaves;
+* the cycle calls ``sink.send_head``/``sink.send_body`` with validated
+  response parts, ``sink.send_informational`` for ``100 Continue``,
+  ``sink.pause_reading``/``resume_reading`` for read flow control,
+  ``sink.drain()`` for write flow control, ``sink.abort`` when a started
+  response cannot be finished, and ``sink.cycle_done`` when the app returns.
+
+Two state enums, one per direction, replace a heap of flags:
+
+``RequestState``  BODY -> COMPLETE -> DELIVERED, or -> DISCONNECTED at any time
+``ResponseState`` START -> BODY -> DONE
+
+The response head is held back until the first body message (or the end of
+the app), so that a response whose body is known goes out in one write and
+gets a Content-Length; a head the app leaves waiting (it awaits something
+between ``start`` and the first ``body``) is flushed on the next loop turn.
+
+Errors: a bad ASGI message raises :class:`~monoceros.errors.ASGIMessageError`
+from ``send()`` (the app sees it); an exception escaping the app becomes a
+500 if nothing was sent yet, else the connection is aborted so the client sees
+a truncated response rather than a complete-looking wrong one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+import logging
+from collections.abc import Awaitable
+from typing import TYPE_CHECKING, Any, Protocol
+
+from monoceros._types import Headers, Message, Scope
+from monoceros.errors import ASGIMessageError, ClientDisconnected
+from monoceros.protocols.headers import STATUS_PHRASES, validate_header
+
+if TYPE_CHECKING:
+    from monoceros.server import ServerContext
+
+logger = logging.getLogger("monoceros.error")
+
+# Read flow control: stop reading the socket while this much body waits for
+# the app to call receive().
+HIGH_WATER = 64 * 1024
+
+
+class RequestState(enum.Enum):
+    BODY = 0  # more request body may arrive
+    COMPLETE = 1  # all of it arrived; the final http.request is not yet handed out
+    DELIVERED = 2  # the app has the whole body
+    DISCONNECTED = 3  # the client went away
+
+
+class ResponseState(enum.Enum):
+    START = 0
+    BODY = 1
+    DONE = 2
+
+
+class StreamSink(Protocol):
+    """What carries one request: an HTTP/1.1 connection or an HTTP/2 stream."""
+
+    def send_head(self, cycle: RequestCycle, status: int, headers: Headers, body: bytes, end: bool) -> None: ...
+
+    def send_body(self, cycle: RequestCycle, data: bytes, end: bool) -> None: ...
+
+    def send_informational(self, status: int, headers: Headers) -> None: ...
+
+    def abort(self, cycle: RequestCycle) -> None: ...
+
+    def pause_reading(self) -> None: ...
+
+    def resume_reading(self) -> None: ...
+
+    def drain(self) -> Awaitable[None] | None:
+        """None when writing may go on now, else an awaitable that waits for it."""
+
+    def cycle_done(self, cycle: RequestCycle) -> None: ...
+
+
+_DISCONNECT: dict[str, Any] = {"type": "http.disconnect"}
+_NO_BODY_STATUS = frozenset((204, 304))
+
+
+class RequestCycle:
+    """One request and its response; see the module docstring."""
+
+    __slots__ = (
+        "_buffered",
+        "_chunks",
+        "_pending_head",
+        "_waiter",
+        "body_allowed",
+        "content_length",
+        "ctx",
+        "expect_continue",
+        "keep_alive",
+        "method",
+        "req_state",
+        "resp_state",
+        "response_bytes",
+        "response_headers",
+        "scope",
+        "sink",
+        "start_time",
+        "status",
+    )
+
+    def __init__(
+        self,
+        ctx: ServerContext,
+        sink: StreamSink,
+        scope: Scope,
+        method: str,
+        body_expected: bool,
+        expect_continue: bool,
+        keep_alive: bool,
+    ) -> None:
+        self.ctx = ctx
+        self.sink = sink
+        self.scope = scope
+        self.method = method
+        self.req_state = RequestState.BODY if body_expected else RequestState.COMPLETE
+        self.resp_state = ResponseState.START
+        self.expect_continue = expect_continue
+        self.keep_alive = keep_alive
+        self._chunks: list[bytes] = []
+        self._buffered = 0
+        self._waiter: asyncio.Future[None] | None = None
+        self._pending_head: tuple[int, Headers] | None = None
+        self.status = 0
+        self.response_headers: Headers = []
+        self.content_length: int | None = None
+        self.response_bytes = 0
+        self.body_allowed = True
+        self.start_time = 0.0
+
+    # -- carrier side ---------------------------------------------------------
+    def feed_body(self, data: bytes) -> None:
+        """Request body arrived."""
+        if self.req_state is not RequestState.BODY:
+            return
+        self._chunks.append(data)
+        self._buffered += len(data)
+        if self._buffered > HIGH_WATER:
+            self.sink.pause_reading()
+        self._wake()
+
+    def feed_end(self) -> None:
+        """The request body is complete."""
+        if self.req_state is RequestState.BODY:
+            self.req_state = RequestState.COMPLETE
+            self._wake()
+
+    def client_gone(self) -> None:
+        """The client disconnected (or the stream was reset)."""
+        self.req_state = RequestState.DISCONNECTED
+        self._wake()
+
+    def _wake(self) -> None:
+        waiter = self._waiter
+        if waiter is not None:
+            self._waiter = None
+            if not waiter.done():
+                waiter.set_result(None)
+
+    # -- application side -----------------------------------------------------
+    async def receive(self) -> Message:
+        """ASGI ``receive``: request body, then ``http.disconnect``."""
+        while True:
+            state = self.req_state
+            if state is RequestState.BODY:
+                if self._chunks:
+                    return self._take(True)
+                if self.expect_continue:
+                    self.expect_continue = False
+                    if self.resp_state is ResponseState.START:
+                        self.sink.send_informational(100, [])
+                self.sink.resume_reading()
+            elif state is RequestState.COMPLETE:
+                self.req_state = RequestState.DELIVERED
+                return self._take(False)
+            elif state is RequestState.DISCONNECTED or self.resp_state is ResponseState.DONE:
+                return _DISCONNECT
+            # Nothing to hand out yet: wait for body, its end, a disconnect,
+            # or (once the body was delivered) the end of the response.
+            waiter = self._waiter = asyncio.get_running_loop().create_future()
+            await waiter
+
+    def _take(self, more: bool) -> Message:
+        chunks = self._chunks
+        if not chunks:
+            body = b""
+        else:
+            body = chunks[0] if len(chunks) == 1 else b"".join(chunks)
+            self._chunks = []
+            if self._buffered > HIGH_WATER and more:
+                self.sink.resume_reading()
+            self._buffered = 0
+        return {"type": "http.request", "body": body, "more_body": more}
+
+    async def send(self, message: Message) -> None:
+        """ASGI ``send``: response start, body, and the extensions we support."""
+        if self.req_state is RequestState.DISCONNECTED:
+            raise ClientDisconnected("the client disconnected")
+        try:
+            mtype = message["type"]
+        except (KeyError, TypeError):
+            raise ASGIMessageError(f"an ASGI message must be a dict with a 'type', got {message!r}") from None
+        state = self.resp_state
+        if mtype == "http.response.body":
+            if state is not ResponseState.BODY:
+                raise ASGIMessageError(self._unexpected(mtype))
+            body = message.get("body", b"")
+            more = message.get("more_body", False)
+            if type(body) is not bytes:
+                if not isinstance(body, (bytes, bytearray, memoryview)):
+                    raise ASGIMessageError(f"'body' must be bytes, got {type(body).__name__}")
+                body = bytes(body)
+            self._send_body(body, bool(more))
+            if more:
+                drained = self.sink.drain()
+                if drained is not None:
+                    await drained
+                    if self.req_state is RequestState.DISCONNECTED:
+                        raise ClientDisconnected("the client disconnected")
+        elif mtype == "http.response.start":
+            if state is not ResponseState.START:
+                raise ASGIMessageError(self._unexpected(mtype))
+            self._start(message)
+        else:
+            raise ASGIMessageError(self._unexpected(mtype))
+
+    def _unexpected(self, mtype: object) -> str:
+        if self.resp_state is ResponseState.DONE:
+            return f"Unexpected ASGI message {mtype!r} sent, after response already completed."
+        if self.resp_state is ResponseState.START:
+            return f"Expected ASGI message 'http.response.start', but got {mtype!r}."
+        return f"Expected ASGI message 'http.response.body', but got {mtype!r}."
+
+    def _start(self, message: Message) -> None:
+        status = message.get("status")
+        if type(status) is not int or not 200 <= status <= 599:
+            if type(status) is int and 100 <= status < 200:
+                raise ASGIMessageError("send informational responses with an extension, not http.response.start")
+            raise ASGIMessageError(f"'status' must be an int between 200 and 599, got {status!r}")
+        headers = message.get("headers", ())
+        checked: Headers = []
+        content_length = None
+        try:
+            for name, value in headers:
+                if not validate_header(name, value):
+                    raise ASGIMessageError(f"invalid response header {name!r}: {value!r}")
+                lname = name.lower()
+                c = lname[:1]
+                if c == b"c":
+                    if lname == b"content-length":
+                        try:
+                            content_length = int(value)
+                        except ValueError:
+                            raise ASGIMessageError(f"invalid Content-Length {value!r}") from None
+                    elif lname == b"connection" and b"close" in value.lower():
+                        self.keep_alive = False
+                checked.append((name, value))
+        except (TypeError, ValueError) as exc:
+            if isinstance(exc, ASGIMessageError):
+                raise
+            raise ASGIMessageError(f"'headers' must be an iterable of [bytes, bytes] pairs: {exc}") from None
+        self.status = status
+        self.response_headers = checked
+        self.content_length = content_length
+        self.body_allowed = status not in _NO_BODY_STATUS and self.method != "HEAD"
+        self.resp_state = ResponseState.BODY
+        self._pending_head = (status, checked)
+        asyncio.get_running_loop().call_soon(self._flush_head)
+
+    def _flush_head(self) -> None:
+        """Send a head the app left waiting (it awaited between start and body)."""
+        head = self._pending_head
+        if head is not None and self.resp_state is ResponseState.BODY:
+            self._pending_head = None
+            self.sink.send_head(self, head[0], head[1], b"", False)
+
+    def _send_body(self, body: bytes, more: bool) -> None:
+        if not self.body_allowed:
+            body = b""
+        elif self.content_length is not None:
+            total = self.response_bytes + len(body)
+            if total > self.content_length or (not more and total < self.content_length):
+                self.resp_state = ResponseState.DONE
+                self._pending_head = None
+                self.keep_alive = False
+                self.sink.abort(self)
+                raise ASGIMessageError(
+                    f"the response body ({total} bytes{' so far' if more else ''}) does not match "
+                    f"its Content-Length ({self.content_length})"
+                )
+        self.response_bytes += len(body)
+        if not more:
+            self.resp_state = ResponseState.DONE
+        head = self._pending_head
+        if head is not None:
+            self._pending_head = None
+            self.sink.send_head(self, head[0], head[1], body, not more)
+        elif body or not more:
+            self.sink.send_body(self, body, not more)
+        if not more:
+            self._wake()
+            if self.ctx.access_log:
+                self.ctx.log_access(self)
+
+    # -- the application task ---------------------------------------------------
+    async def run_asgi(self) -> None:
+        """Run the app for this request, then tell the sink."""
+        ctx = self.ctx
+        try:
+            result = await ctx.app(self.scope, self.receive, self.send)
+        except BaseException as exc:
+            self._app_failed(exc)
+            if not isinstance(exc, Exception):
+                raise
+        else:
+            if result is not None:
+                logger.error("ASGI callable should return None, but returned '%s'.", result)
+            if self.resp_state is ResponseState.START:
+                if self.req_state is not RequestState.DISCONNECTED:
+                    logger.error("ASGI callable returned without starting response.")
+                    self._send_error(500)
+            elif self.resp_state is ResponseState.BODY:
+                if self.req_state is not RequestState.DISCONNECTED:
+                    logger.error("ASGI callable returned without completing response.")
+                self._abort()
+        finally:
+            self.sink.cycle_done(self)
+
+    def _app_failed(self, exc: BaseException) -> None:
+        if isinstance(exc, asyncio.CancelledError):
+            self._abort()
+            return
+        if self.req_state is not RequestState.DISCONNECTED or not isinstance(exc, OSError):
+            logger.error("Exception in ASGI application\n", exc_info=exc)
+        if self.resp_state is ResponseState.START and self.req_state is not RequestState.DISCONNECTED:
+            self._send_error(500)
+        elif self.resp_state is not ResponseState.DONE:
+            self._abort()
+
+    def _abort(self) -> None:
+        self.keep_alive = False
+        if self.resp_state is not ResponseState.DONE:
+            self.resp_state = ResponseState.DONE
+            self._pending_head = None
+            self.sink.abort(self)
+
+    def _send_error(self, status: int) -> None:
+        body = STATUS_PHRASES[status]
+        self.keep_alive = False
+        self.status = status
+        self.content_length = len(body)
+        self.response_bytes = 0
+        self.body_allowed = self.method != "HEAD"
+        self.resp_state = ResponseState.BODY
+        self.response_headers = [
+            (b"content-type", b"text/plain; charset=utf-8"),
+            (b"content-length", str(len(body)).encode()),
+            (b"connection", b"close"),
+        ]
+        self._pending_head = (status, self.response_headers)
+        self._send_body(body, False)
+
+
+__all__ = ["HIGH_WATER", "RequestCycle", "RequestState", "ResponseState", "StreamSink"]

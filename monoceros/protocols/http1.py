@@ -1,0 +1,404 @@
+"""HTTP/1.1 over an asyncio transport, for both parsers.
+
+Theory of operation
+-------------------
+:class:`HTTP11Protocol` owns one transport, one codec (h11 or httptools, see
+:mod:`.codecs`) and at most one *current* :class:`~.cycle.RequestCycle`.  Bytes
+go into the codec; events come out in order:
+
+* a ``Request`` starts a cycle (unless a limit answers it first);
+* ``Data`` / ``END_OF_MESSAGE`` feed the current cycle;
+* ``PAUSED`` means a pipelined request is waiting: it is parsed only once the
+  current response is complete, so responses never overtake each other;
+* a :class:`~monoceros.errors.RemoteProtocolError` is answered by
+  :meth:`HTTP11Protocol.fail`, the one place that turns errors into bytes.
+
+The connection is in one :class:`ConnState`:
+
+``IDLE``    waiting for a request head (keep-alive, or a fresh connection)
+``ACTIVE``  a request is being answered
+``CLOSING`` no more requests (error, ``Connection: close``, shutdown)
+
+When a response completes the connection goes back to IDLE and parses what
+is already buffered (pipelining) before reading more.  The application task
+may outlive its response (background work after the body): that does not hold
+the connection.
+
+Timeouts are not timers: each connection keeps a ``deadline`` that the
+server's once-a-second sweep checks (:meth:`monoceros.server.ServerContext.sweep`),
+so a keep-alive request costs one clock read, not a timer handle.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import enum
+import logging
+from typing import TYPE_CHECKING, Any, cast
+from urllib.parse import unquote
+
+from monoceros._types import Headers
+from monoceros.errors import RemoteProtocolError
+from monoceros.protocols.codecs import CLOSED, END_OF_MESSAGE, NEED_DATA, PAUSED, Data, make_codec
+from monoceros.protocols.cycle import RequestCycle, RequestState, ResponseState
+from monoceros.protocols.headers import STATUS_PHRASES, Request
+from monoceros.protocols.utils import get_addresses
+
+if TYPE_CHECKING:
+    from monoceros.server import ServerContext
+
+logger = logging.getLogger("monoceros.error")
+
+STATUS_LINES: dict[int, bytes] = {
+    code: b"HTTP/1.1 %d %s\r\n" % (code, phrase) for code, phrase in STATUS_PHRASES.items()
+}
+_METHODS: dict[bytes, str] = {}
+
+
+class ConnState(enum.Enum):
+    IDLE = 0
+    ACTIVE = 1
+    CLOSING = 2
+
+
+def render_error(status: int, default_headers: bytes) -> bytes:
+    """The complete response for a request we refuse ourselves.
+
+    Used for every parser, so refusals are the same bytes whichever parser
+    found the fault.
+    """
+    body = STATUS_PHRASES.get(status, b"Error")
+    return b"".join(
+        (
+            STATUS_LINES.get(status) or b"HTTP/1.1 %d Error\r\n" % status,
+            default_headers,
+            b"content-type: text/plain; charset=utf-8\r\ncontent-length: %d\r\nconnection: close\r\n\r\n"
+            % len(body),
+            body,
+        )
+    )
+
+
+class HTTP11Protocol(asyncio.Protocol):
+    """One HTTP/1.1 connection; the :class:`~.cycle.StreamSink` of its cycles."""
+
+    def __init__(self, ctx: ServerContext) -> None:
+        self.ctx = ctx
+        self.codec = make_codec(ctx.http_impl, ctx.max_head_size, ctx.max_request_line)
+        self.state = ConnState.IDLE
+        self.cycle: RequestCycle | None = None
+        self.task: asyncio.Task[None] | None = None
+        self.deadline = 0.0
+        self.head_started = False  # bytes of a head arrived while IDLE
+        self.chunked = False  # the current response uses chunked framing
+        self.http10 = False
+        self._read_paused = False
+        self._write_paused = False
+        self._drain_waiter: asyncio.Future[None] | None = None
+
+    # -- asyncio.Protocol ----------------------------------------------------------
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = cast(asyncio.Transport, transport)  # uvloop's are not subclasses
+        ctx = self.ctx
+        self.server, self.client = get_addresses(transport)
+        self.scheme = "https" if transport.get_extra_info("sslcontext") else "http"
+        self.client_str = f"{self.client[0]}:{self.client[1]}" if self.client else ""
+        ctx.connections.add(self)
+        self.deadline = ctx.loop.time() + ctx.timeout_request_header
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.state = ConnState.CLOSING
+        self.ctx.connection_closed(self)
+        cycle = self.cycle
+        if cycle is not None:
+            cycle.client_gone()
+        waiter = self._drain_waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    def eof_received(self) -> bool:
+        self.codec.receive_data(b"")
+        self._process()
+        # Keep the write side open while a response is being produced: a
+        # client may half-close after sending its request.
+        return self.cycle is not None
+
+    def data_received(self, data: bytes) -> None:
+        self.codec.receive_data(data)
+        self._process()
+
+    def pause_writing(self) -> None:
+        self._write_paused = True
+
+    def resume_writing(self) -> None:
+        self._write_paused = False
+        waiter = self._drain_waiter
+        if waiter is not None:
+            self._drain_waiter = None
+            if not waiter.done():
+                waiter.set_result(None)
+
+    # -- the event loop of the connection ------------------------------------------
+    def _process(self) -> None:
+        codec = self.codec
+        while self.state is not ConnState.CLOSING:
+            try:
+                event = codec.next_event()
+            except RemoteProtocolError as exc:
+                self.fail(exc)
+                return
+            t = type(event)
+            if t is Data:
+                cycle = self.cycle
+                if cycle is not None:
+                    cycle.feed_body(event.data)  # type: ignore[union-attr]
+                    if self.ctx.limit_request_body is not None:
+                        self._count_body(cycle, len(event.data))  # type: ignore[union-attr]
+            elif t is Request:
+                self._on_request(event)  # type: ignore[arg-type]
+            elif event is END_OF_MESSAGE:
+                if self.cycle is not None:
+                    self.cycle.feed_end()
+            elif event is NEED_DATA:
+                if self.state is ConnState.IDLE and not self.head_started:
+                    self.head_started = True
+                    self.deadline = self.ctx.loop.time() + self.ctx.timeout_request_header
+                return
+            elif event is PAUSED:
+                # A pipelined request waits for the current response; stop
+                # reading until it can be parsed.
+                if self.cycle is not None and self.cycle.req_state is not RequestState.BODY:
+                    self.pause_reading()
+                return
+            else:  # CLOSED: the client is done sending
+                assert event is CLOSED
+                if self.cycle is None:
+                    self.state = ConnState.CLOSING
+                    self.transport.close()
+                return
+
+    def _on_request(self, req: Request) -> None:
+        ctx = self.ctx
+        self.state = ConnState.ACTIVE
+        self.head_started = False
+        self.deadline = 0.0
+        self.http10 = req.http_version == b"1.0"
+        if ctx.limit_concurrency is not None and ctx.active >= ctx.limit_concurrency:
+            self.fail(RemoteProtocolError("too many concurrent requests", 503))
+            logger.warning("Exceeded concurrency limit.")
+            return
+        limit = ctx.limit_request_body
+        if limit is not None and req.content_length is not None and req.content_length > limit:
+            self.fail(RemoteProtocolError("request body too large", 413))
+            return
+        method = _METHODS.get(req.method)
+        if method is None:
+            method = _METHODS[req.method] = req.method.decode("ascii")
+        target = req.target
+        if target[0] != 47:  # absolute-form (or "*"): the path starts after the authority
+            if target == b"*":
+                target = b""
+            else:
+                slash = target.find(b"/", target.find(b"//") + 2)
+                target = target[slash:] if slash >= 0 else b"/"
+        raw_path, _, query = target.partition(b"?")
+        path = raw_path.decode("ascii")
+        if "%" in path:
+            path = unquote(path)
+        root_path = ctx.root_path
+        scope: dict[str, Any] = {
+            "type": "http",
+            "asgi": {"version": "3.0", "spec_version": "2.4"},
+            "http_version": "1.0" if self.http10 else "1.1",
+            "server": self.server,
+            "client": self.client,
+            "scheme": self.scheme,
+            "method": method,
+            "root_path": root_path,
+            "path": root_path + path if root_path else path,
+            "raw_path": raw_path,
+            "query_string": query,
+            "headers": req.headers,
+            "state": ctx.state.copy(),
+        }
+        body_expected = req.chunked or bool(req.content_length)
+        cycle = self.cycle = RequestCycle(
+            ctx, self, scope, method, body_expected, req.expect_continue, req.keep_alive
+        )
+        self.chunked = False
+        self.body_received = 0
+        ctx.active += 1
+        ctx.requests += 1
+        if ctx.access_log_needs_time:
+            cycle.start_time = ctx.loop.time()
+        if ctx.reset_contextvars:
+            self.task = ctx.loop.create_task(cycle.run_asgi(), context=contextvars.Context())
+        else:
+            self.task = ctx.loop.create_task(cycle.run_asgi())
+
+    def _count_body(self, cycle: RequestCycle, size: int) -> None:
+        self.body_received += size
+        limit = self.ctx.limit_request_body
+        if limit is not None and self.body_received > limit:
+            self.fail(RemoteProtocolError("request body too large", 413))
+
+    # -- the one place errors become bytes ---------------------------------------------
+    def fail(self, exc: RemoteProtocolError) -> None:
+        """Refuse the request with ``exc.status_hint`` (if no response has
+        started) and close the connection; the app, if running, sees a
+        disconnect."""
+        if self.state is ConnState.CLOSING:
+            return
+        logger.debug("Invalid HTTP request from %s: %s", self.client_str or "client", exc)
+        self.state = ConnState.CLOSING
+        cycle = self.cycle
+        if cycle is not None:
+            cycle.client_gone()
+        if cycle is None or cycle.resp_state is ResponseState.START:
+            self.transport.write(render_error(exc.status_hint, self.ctx.default_headers_h1))
+        self.transport.close()
+
+    # -- StreamSink --------------------------------------------------------------------
+    def send_head(self, cycle: RequestCycle, status: int, headers: Headers, body: bytes, end: bool) -> None:
+        if cycle is not self.cycle or self.state is ConnState.CLOSING:
+            return
+        parts = [STATUS_LINES.get(status) or b"HTTP/1.1 %d \r\n" % status, self.ctx.default_headers_h1]
+        for name, value in headers:
+            parts += (name, b": ", value, b"\r\n")
+        if not cycle.body_allowed:
+            if cycle.method == "HEAD" and end and cycle.content_length is None and body:
+                parts.append(b"content-length: %d\r\n" % len(body))
+            body = b""
+        elif cycle.content_length is None:
+            if end:
+                parts.append(b"content-length: %d\r\n" % len(body))
+            elif not self.http10:
+                parts.append(b"transfer-encoding: chunked\r\n")
+                self.chunked = True
+                if body:
+                    body = b"%x\r\n%s\r\n" % (len(body), body)
+            else:
+                cycle.keep_alive = False  # HTTP/1.0: the close ends the body
+        keep_alive = cycle.keep_alive and self.keep_alive_allowed(cycle)
+        if not keep_alive:
+            cycle.keep_alive = False
+            parts.append(b"connection: close\r\n")
+        elif self.http10:
+            parts.append(b"connection: keep-alive\r\n")
+        if end and self.chunked:
+            body += b"0\r\n\r\n"
+        parts.append(b"\r\n")
+        parts.append(body)
+        self.transport.write(b"".join(parts))
+        if end:
+            self._response_done(cycle)
+
+    def keep_alive_allowed(self, cycle: RequestCycle) -> bool:
+        scope_keep_alive = self.ctx.accepting and (not self.http10 or _wants_keep_alive(cycle))
+        return scope_keep_alive and self.state is ConnState.ACTIVE
+
+    def send_body(self, cycle: RequestCycle, data: bytes, end: bool) -> None:
+        if cycle is not self.cycle or self.state is ConnState.CLOSING:
+            return
+        if self.chunked:
+            if data:
+                data = b"%x\r\n%s\r\n" % (len(data), data)
+            if end:
+                data += b"0\r\n\r\n"
+        if data:
+            self.transport.write(data)
+        if end:
+            self._response_done(cycle)
+
+    def send_informational(self, status: int, headers: Headers) -> None:
+        if self.state is ConnState.CLOSING or self.http10:
+            return
+        parts = [STATUS_LINES[status]]
+        for name, value in headers:
+            parts += (name, b": ", value, b"\r\n")
+        parts.append(b"\r\n")
+        self.transport.write(b"".join(parts))
+
+    def abort(self, cycle: RequestCycle) -> None:
+        if cycle is self.cycle and self.state is not ConnState.CLOSING:
+            self.state = ConnState.CLOSING
+            self.transport.close()
+
+    def pause_reading(self) -> None:
+        if not self._read_paused and self.state is not ConnState.CLOSING:
+            self._read_paused = True
+            self.transport.pause_reading()
+
+    def resume_reading(self) -> None:
+        if self._read_paused and self.state is not ConnState.CLOSING:
+            self._read_paused = False
+            self.transport.resume_reading()
+
+    def drain(self) -> asyncio.Future[None] | None:
+        if not self._write_paused or self.state is ConnState.CLOSING:
+            return None
+        waiter = self._drain_waiter
+        if waiter is None:
+            waiter = self._drain_waiter = self.ctx.loop.create_future()
+        return waiter
+
+    def cycle_done(self, cycle: RequestCycle) -> None:
+        ctx = self.ctx
+        ctx.active -= 1
+        if ctx.limit_max_requests is not None and ctx.requests >= ctx.limit_max_requests:
+            ctx.max_requests_reached()
+        if cycle is self.cycle and self.state is ConnState.CLOSING:
+            self.task = None
+
+    # -- keep-alive ---------------------------------------------------------------------
+    def _response_done(self, cycle: RequestCycle) -> None:
+        """The response went out whole: close, or go back to IDLE and parse
+        any pipelined request already buffered."""
+        if not cycle.keep_alive or cycle.req_state is RequestState.BODY:
+            self.state = ConnState.CLOSING
+            self.transport.close()
+            return
+        self.cycle = None
+        self.task = None
+        self.state = ConnState.IDLE
+        self.deadline = self.ctx.loop.time() + self.ctx.timeout_keep_alive
+        self.codec.start_next_cycle()
+        if self._read_paused:
+            self._read_paused = False
+            self.transport.resume_reading()
+        self._process()
+
+    def shutdown(self) -> None:
+        """Graceful shutdown: close now if idle, else after the current response."""
+        if self.state is ConnState.IDLE and not self.head_started:
+            self.state = ConnState.CLOSING
+            self.transport.close()
+
+    def timed_out(self) -> None:
+        """The sweep found our deadline passed while waiting for a head."""
+        if self.state is not ConnState.IDLE:
+            return
+        if self.head_started:
+            self.fail(RemoteProtocolError("request head not received in time", 408))
+        else:
+            self.state = ConnState.CLOSING
+            self.transport.close()
+
+    def force_close(self) -> None:
+        """Shutdown ran out of time: drop the connection and cancel its app."""
+        self.state = ConnState.CLOSING
+        task = self.task
+        if task is not None and not task.done():
+            task.cancel()
+        self.transport.close()
+
+
+def _wants_keep_alive(cycle: RequestCycle) -> bool:
+    for name, value in cycle.scope["headers"]:
+        if name == b"connection":
+            return b"keep-alive" in value.lower()
+    return False
+
+
+__all__ = ["ConnState", "HTTP11Protocol", "render_error"]
