@@ -157,14 +157,15 @@ class TrustedHosts:
         """Whether the direct peer of ``scope`` may set proxy headers.
 
         A unix-socket peer (``scope["client"]`` is None, or ``scope["server"]``
-        is ``(path, None)``) has no address: it is trusted only through ``*``
-        or a literal equal to the client name or the socket path.
+        is ``(path, None)`` or ``(path, 0)``) has no address: it is trusted
+        only through ``*`` or a literal equal to the client name or the socket
+        path.
         """
         if self.always_trust:
             return True
         client = scope.get("client")
         server = scope.get("server")
-        unix = not client or not client[0] or (server is not None and server[1] is None)
+        unix = not client or not client[0] or (server is not None and not server[1])
         if client is not None and not unix:
             return self.host_info(client[0])[1]
         if client is not None and client[0] in self.literals:
