@@ -201,7 +201,9 @@ class HttpToolsCodec:
 
     def next_event(self) -> Event:
         if self._paused:
-            return PAUSED
+            # Like h11: PAUSED only when something of the next message is
+            # buffered; otherwise the caller keeps reading (and sees an EOF).
+            return PAUSED if self._events or self._state is not _Head.IDLE else NEED_DATA
         events = self._events
         if not events:
             return NEED_DATA
