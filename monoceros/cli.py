@@ -4,12 +4,20 @@ Every option comes from a field of ``Config`` (its default, help and click
 type are declared there, once).  Only options the user actually gave (on the
 command line or through a ``MONOCEROS_*`` variable) are passed on, so the
 defaults live in one place.  This is the only module that exits the process.
+
+Exit codes: 0 after a normal stop, 1 for a bad setting or application path
+(:class:`~monoceros.errors.ConfigError`), 2 for a command line click cannot
+parse, 3 when the server could not start (lifespan startup failed, a port is
+taken: :class:`~monoceros.errors.StartupError`).  Every failure is one line on
+stderr, never a traceback.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import platform
 import sys
+from collections.abc import Sequence
 from typing import Any
 
 import click
@@ -17,6 +25,8 @@ import click
 from monoceros._version import __version__
 from monoceros.config import STARTUP_FAILURE, Config, settings
 from monoceros.errors import ConfigError, StartupError
+
+CONFIG_ERROR = 1
 
 
 def _print_version(ctx: click.Context, param: click.Parameter, value: bool) -> None:
@@ -29,62 +39,66 @@ def _print_version(ctx: click.Context, param: click.Parameter, value: bool) -> N
     ctx.exit()
 
 
+def _option(f: dataclasses.Field[Any]) -> click.Option:
+    """The click option of one ``Config`` field."""
+    meta = f.metadata
+    flag = meta.get("flag") or "--" + f.name.replace("_", "-")
+    secondary = meta.get("secondary")
+    default = f.default if f.default is not dataclasses.MISSING else None
+    if meta.get("cli_default") is not None:
+        default = meta["cli_default"]
+    kwargs: dict[str, Any] = {"help": meta.get("help", "")}
+    if secondary:
+        # --access-log/--no-access-log: click makes it a flag.
+        kwargs["default"] = default
+    elif meta.get("is_flag"):
+        kwargs.update(is_flag=True, default=bool(default))
+    elif meta.get("multiple"):
+        kwargs["multiple"] = True
+    else:
+        kwargs["default"] = default
+        kwargs["show_default"] = default is not None
+    if meta.get("type") is not None and not secondary and not meta.get("is_flag"):
+        kwargs["type"] = meta["type"]
+    if meta.get("envvar"):
+        kwargs["envvar"] = meta["envvar"]
+    if meta.get("metavar"):
+        kwargs["metavar"] = meta["metavar"]
+    return click.Option([f"{flag}/{secondary}" if secondary else flag, f.name], **kwargs)
+
+
 def _options() -> list[click.Option]:
-    options = []
-    for f in settings():
-        meta = f.metadata
-        if not meta.get("cli", True):
-            continue
-        flag = meta.get("flag") or "--" + f.name.replace("_", "-")
-        secondary = meta.get("secondary")
-        decls = [f"{flag}/{secondary}" if secondary else flag, f.name]
-        kwargs: dict[str, Any] = {"help": meta.get("help", ""), "show_default": False}
-        if f.default is not None and not isinstance(f.default, (tuple, list)) and not secondary:
-            if f.default is not dataclass_missing():
-                kwargs["default"] = f.default
-                kwargs["show_default"] = f.default not in ("", False)
-        if meta.get("is_flag"):
-            kwargs["is_flag"] = True
-        elif secondary:
-            kwargs["default"] = None
-        else:
-            if meta.get("type") is not None:
-                kwargs["type"] = meta["type"]
-            if meta.get("multiple"):
-                kwargs["multiple"] = True
-        if meta.get("envvar"):
-            kwargs["envvar"] = meta["envvar"]
-        if meta.get("metavar"):
-            kwargs["metavar"] = meta["metavar"]
-        options.append(click.Option(decls, **kwargs))
-    return options
+    return [_option(f) for f in settings() if f.metadata.get("cli", True)]
 
 
-def dataclass_missing() -> Any:
-    import dataclasses
-
-    return dataclasses.MISSING
-
-
-def _run(ctx: click.Context, app: str, **values: Any) -> None:
+def _given(ctx: click.Context, values: dict[str, Any]) -> dict[str, Any]:
+    """The options the user gave (command line or environment), as ``Config`` keywords."""
     kwargs: dict[str, Any] = {}
     for name, value in values.items():
         source = ctx.get_parameter_source(name)
         if source is None or source is click.core.ParameterSource.DEFAULT:
             continue
-        if isinstance(value, tuple) and name not in ("bind", "headers"):
+        if isinstance(value, tuple):
             value = list(value)
         kwargs[name] = value
+    # uvicorn's command line looks for APP in the current directory ("" on
+    # sys.path) even when started through a console script.
     kwargs.setdefault("app_dir", "")
-    if kwargs.get("workers") is None:
-        kwargs.pop("workers", None)
+    return kwargs
+
+
+def _fail(message: str, code: int) -> None:
+    click.echo(f"Error: {' '.join(message.split())}", err=True)
+    sys.exit(code)
+
+
+def _run(ctx: click.Context, app: str, **values: Any) -> None:
     try:
-        run(app, **kwargs)
-    except (ConfigError, StartupError) as exc:
-        click.echo(f"Error: {exc}", err=True)
-        sys.exit(STARTUP_FAILURE)
-    except KeyboardInterrupt:  # pragma: no cover - a second Ctrl+C during startup
-        sys.exit(130)
+        run(app, **_given(ctx, values))
+    except ConfigError as exc:
+        _fail(str(exc), CONFIG_ERROR)
+    except StartupError as exc:
+        _fail(str(exc), STARTUP_FAILURE)
 
 
 def run(app: Any, **kwargs: Any) -> None:
@@ -100,8 +114,29 @@ def run(app: Any, **kwargs: Any) -> None:
     from monoceros.server import Server
 
     config = Config(app, **kwargs)
-    server = Server(config)
-    server.run()
+    Server(config).run()
+
+
+class _Command(click.Command):
+    """A click command whose usage errors are one line, like every other error."""
+
+    def main(
+        self,
+        args: Sequence[str] | None = None,
+        prog_name: str | None = None,
+        complete_var: str | None = None,
+        standalone_mode: bool = True,
+        **extra: Any,
+    ) -> Any:
+        if not standalone_mode:
+            return super().main(args, prog_name, complete_var, standalone_mode, **extra)
+        try:
+            code = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+        except click.ClickException as exc:
+            _fail(exc.format_message(), exc.exit_code)
+        except click.Abort:  # Ctrl+C before the server took over the signals
+            _fail("Aborted.", 130)
+        sys.exit(code if isinstance(code, int) else 0)
 
 
 def _build() -> click.Command:
@@ -117,7 +152,7 @@ def _build() -> click.Command:
             help="Display the monoceros version and exit.",
         )
     )
-    return click.Command(
+    return _Command(
         "monoceros",
         params=params,
         callback=click.pass_context(_run),

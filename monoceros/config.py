@@ -10,6 +10,9 @@ the listening addresses, the encoded default headers.  Nothing else in the
 package repeats a default.
 """
 
+# ``setting()`` returns a ``dataclasses.field``; ruff cannot see that.
+# ruff: noqa: RUF009
+
 from __future__ import annotations
 
 import dataclasses
@@ -18,7 +21,6 @@ import logging
 import os
 import socket
 import ssl
-import sys
 from collections.abc import Callable, Sequence
 from dataclasses import KW_ONLY, dataclass, field
 from typing import Any, Literal
@@ -40,6 +42,9 @@ LOG_LEVELS: dict[str, int] = {
 }
 HTTP_IMPLEMENTATIONS = ("auto", "h11", "httptools")
 LOOP_IMPLEMENTATIONS = ("auto", "asyncio", "uvloop")
+# uvicorn also takes "none" (asyncio's own default loop) and a "module:factory"
+# import string; neither is offered in the help, both are accepted.
+LOOP_HIDDEN = ("none",)
 INTERFACES = ("auto", "asgi3", "asgi2", "wsgi")
 LIFESPANS = ("auto", "on", "off")
 WS_IMPLEMENTATIONS = ("auto", "none", "websockets", "websockets-sansio", "wsproto")
@@ -60,6 +65,8 @@ def setting(
     metavar: str | None = None,
     cli: bool = True,
     later: str | None = None,
+    allowed: tuple[Any, ...] = (),
+    cli_default: Any = None,
     default_factory: Callable[[], Any] | None = None,
 ) -> Any:
     """Declare one setting: its default and how the command line spells it.
@@ -68,7 +75,11 @@ def setting(
         flag: the long option, ``--name-with-dashes`` by default.
         secondary: the negative flag of an on/off option (``--no-access-log``).
         later: this setting belongs to a feature that is not built yet; any
-            value other than the default is refused with this explanation.
+            value other than the default (or one of ``allowed``) is refused
+            with this explanation.
+        cli_default: what the command line passes when the option is not
+            given, where that differs from the Python default (uvicorn's
+            ``--app-dir`` is ``""`` on the command line, None for ``run()``).
         cli: False for settings that only ``run()``/``Config`` take
             (objects that cannot be typed on a command line).
     """
@@ -83,6 +94,8 @@ def setting(
         "metavar": metavar,
         "cli": cli,
         "later": later,
+        "allowed": allowed,
+        "cli_default": cli_default,
     }
     if default_factory is not None:
         return field(default_factory=default_factory, metadata=meta)
@@ -144,25 +157,51 @@ class Config:
         later="auto-reload",
     )
     reload_delay: float = setting(
-        0.25, "Delay between previous and next check if application needs to be.", type=float
+        0.25,
+        "Delay between previous and next check if application needs to be.",
+        type=float,
+        later="auto-reload",
     )
+    # WEB_CONCURRENCY is read when the config is resolved (as uvicorn's Config
+    # does), so run() honours it too; MONOCEROS_WORKERS comes from the prefix.
     workers: int | None = setting(
         None,
         "Number of worker processes. Defaults to the $WEB_CONCURRENCY environment variable "
         "if available, or 1. Not valid with --reload.",
         type=int,
-        envvar="WEB_CONCURRENCY",
+        later="multiple worker processes",
+        allowed=(1,),
     )
     # -- implementations ------------------------------------------------------
-    loop: str = setting("auto", "Event loop implementation.", type=click.Choice(LOOP_IMPLEMENTATIONS))
+    loop: str = setting(
+        "auto",
+        "Event loop factory implementation, or a 'module:factory' import string.",
+        metavar=f"[{'|'.join(LOOP_IMPLEMENTATIONS)}]",
+    )
     http: str = setting("auto", "HTTP protocol implementation.", type=click.Choice(HTTP_IMPLEMENTATIONS))
     http2: bool = setting(False, "Enable HTTP/2 support.", is_flag=True, later="HTTP/2")
-    ws: str = setting("auto", "WebSocket protocol implementation.", type=click.Choice(WS_IMPLEMENTATIONS))
-    ws_max_size: int = setting(16 * 1024 * 1024, "WebSocket max size message in bytes", type=int)
-    ws_max_queue: int = setting(32, "The maximum length of the WebSocket message queue.", type=int)
-    ws_ping_interval: float | None = setting(20.0, "WebSocket ping interval in seconds.", type=float)
-    ws_ping_timeout: float | None = setting(20.0, "WebSocket ping timeout in seconds.", type=float)
-    ws_per_message_deflate: bool = setting(True, "WebSocket per-message-deflate compression", type=bool)
+    ws: str = setting(
+        "auto",
+        "WebSocket protocol implementation.",
+        type=click.Choice(WS_IMPLEMENTATIONS),
+        later="WebSocket support",
+        allowed=("none",),
+    )
+    ws_max_size: int = setting(
+        16 * 1024 * 1024, "WebSocket max size message in bytes", type=int, later="WebSocket support"
+    )
+    ws_max_queue: int = setting(
+        32, "The maximum length of the WebSocket message queue.", type=int, later="WebSocket support"
+    )
+    ws_ping_interval: float | None = setting(
+        20.0, "WebSocket ping interval in seconds.", type=float, later="WebSocket support"
+    )
+    ws_ping_timeout: float | None = setting(
+        20.0, "WebSocket ping timeout in seconds.", type=float, later="WebSocket support"
+    )
+    ws_per_message_deflate: bool = setting(
+        True, "WebSocket per-message-deflate compression", type=bool, later="WebSocket support"
+    )
     lifespan: str = setting("auto", "Lifespan implementation.", type=click.Choice(LIFESPANS))
     interface: str = setting(
         "auto",
@@ -175,6 +214,7 @@ class Config:
         None,
         "Look for APP in the specified directory, by adding this to the PYTHONPATH. "
         "Defaults to the current working directory.",
+        cli_default="",
     )
     factory: bool = setting(
         False, "Treat APP as an application factory, i.e. a () -> <ASGI app> callable.", is_flag=True
@@ -207,7 +247,9 @@ class Config:
         "and remote address info.",
         secondary="--no-proxy-headers",
     )
-    server_header: bool = setting(True, "Enable/Disable default Server header.", secondary="--no-server-header")
+    server_header: bool = setting(
+        True, "Enable/Disable default Server header.", secondary="--no-server-header"
+    )
     date_header: bool = setting(True, "Enable/Disable default Date header.", secondary="--no-date-header")
     forwarded_allow_ips: str | Sequence[str] | None = setting(
         None,
@@ -252,7 +294,10 @@ class Config:
         None, "Maximum number of seconds to wait for graceful shutdown.", type=int
     )
     timeout_worker_healthcheck: int = setting(
-        5, "Maximum number of seconds to wait for a worker to respond to a healthcheck.", type=int
+        5,
+        "Maximum number of seconds to wait for a worker to respond to a healthcheck.",
+        type=int,
+        later="multiple worker processes",
     )
     timeout_notify: int = setting(30, cli=False)
     callback_notify: Callable[..., Any] | None = setting(None, cli=False)
@@ -266,7 +311,9 @@ class Config:
     ssl_keyfile: str | os.PathLike[str] | None = setting(None, "SSL key file")
     ssl_certfile: str | os.PathLike[str] | None = setting(None, "SSL certificate file")
     ssl_keyfile_password: str | None = setting(None, "SSL keyfile password")
-    ssl_version: int = setting(SSL_PROTOCOL_VERSION, "SSL version to use (see stdlib ssl module's)", type=int)
+    ssl_version: int = setting(
+        int(SSL_PROTOCOL_VERSION), "SSL version to use (see stdlib ssl module's)", type=int
+    )
     ssl_cert_reqs: int = setting(
         int(ssl.CERT_NONE), "Whether client certificate is required (see stdlib ssl module's)", type=int
     )
@@ -403,21 +450,39 @@ def detect_interface(app: Any) -> str:
     return "asgi2"
 
 
+def _is_default(value: Any, f: dataclasses.Field[Any]) -> bool:
+    if value == f.default:
+        return True
+    # An empty list of reload dirs is "not given", as None is.
+    return f.default is None and isinstance(value, (list, tuple)) and not value
+
+
 def _later_settings_used(config: Config) -> None:
     for f in settings():
         later = f.metadata.get("later")
-        if later and getattr(config, f.name) != f.default:
+        value = getattr(config, f.name)
+        if later and not _is_default(value, f) and value not in f.metadata.get("allowed", ()):
             flag = f.metadata.get("flag") or "--" + f.name.replace("_", "-")
-            raise ConfigError(f"{flag}: {later} is not available in this version of monoceros yet")
-    if config.workers not in (None, 1):
-        raise ConfigError("--workers: multiple worker processes are not available in this version yet")
+            raise ConfigError(f"{flag} {value!r}: {later} is not available in this version of monoceros yet")
+    if config.workers is None and os.environ.get("WEB_CONCURRENCY"):
+        text = os.environ["WEB_CONCURRENCY"]
+        try:
+            workers = int(text)
+        except ValueError:
+            raise ConfigError(f"WEB_CONCURRENCY={text!r}: the number of workers must be an integer") from None
+        if workers != 1:
+            raise ConfigError(
+                f"WEB_CONCURRENCY={text}: multiple worker processes are not available in this version "
+                "of monoceros yet (unset it or set --workers 1)"
+            )
 
 
 def _ensure_positive(name: str, value: float | None, *, allow_zero: bool = False) -> None:
     if value is None:
         return
     if value < 0 or (value == 0 and not allow_zero):
-        raise ConfigError(f"--{name.replace('_', '-')} must be {'>= 0' if allow_zero else '> 0'}, not {value}")
+        bound = ">= 0" if allow_zero else "> 0"
+        raise ConfigError(f"--{name.replace('_', '-')} must be {bound}, not {value}")
 
 
 def validate(config: Config) -> None:
@@ -434,18 +499,22 @@ def validate(config: Config) -> None:
     _ensure_positive("h11_max_incomplete_event_size", config.h11_max_incomplete_event_size)
     if not 0 <= config.port <= 65535:
         raise ConfigError(f"--port must be between 0 and 65535, not {config.port}")
-    if config.log_level is not None and isinstance(config.log_level, str):
-        if config.log_level.lower() not in LOG_LEVELS:
-            raise ConfigError(f"--log-level {config.log_level!r}: choose one of {', '.join(LOG_LEVELS)}")
+    level = config.log_level
+    if isinstance(level, str) and level.lower() not in LOG_LEVELS:
+        raise ConfigError(f"--log-level {level!r}: choose one of {', '.join(LOG_LEVELS)}")
+    loop = config.loop
+    if loop not in LOOP_IMPLEMENTATIONS and loop not in LOOP_HIDDEN and ":" not in loop:
+        raise ConfigError(
+            f"--loop {loop!r}: choose one of {', '.join(LOOP_IMPLEMENTATIONS)} or give a 'module:factory'"
+        )
     for name, choices in (
         ("http", HTTP_IMPLEMENTATIONS),
-        ("loop", LOOP_IMPLEMENTATIONS),
         ("interface", INTERFACES),
         ("lifespan", LIFESPANS),
         ("ws", WS_IMPLEMENTATIONS),
     ):
         value = getattr(config, name)
-        if isinstance(value, str) and value not in choices:
+        if value not in choices:
             raise ConfigError(f"--{name} {value!r}: choose one of {', '.join(choices)}")
 
 
@@ -459,6 +528,3 @@ __all__ = [
     "parse_bind",
     "settings",
 ]
-
-if sys.version_info < (3, 10):  # pragma: no cover
-    raise ImportError("monoceros needs Python 3.10 or newer")

@@ -6,13 +6,15 @@ a :class:`~monoceros.errors.ConfigError` with one line that says what to fix.
 
 from __future__ import annotations
 
+import inspect
 import logging
 import os
 import ssl
 import sys
+from collections.abc import Callable, Mapping
 from typing import Any, cast
 
-from monoceros._types import ASGIApp
+from monoceros._types import ASGIApp, Message, Receive, Scope, Send
 from monoceros.config import (
     DEFAULT_MAX_HEAD_SIZE,
     LOG_LEVELS,
@@ -27,6 +29,8 @@ from monoceros.config import (
 from monoceros.errors import ConfigError
 
 logger = logging.getLogger("monoceros.error")
+asgi_logger = logging.getLogger("monoceros.asgi")
+TRACE = LOG_LEVELS["trace"]
 
 
 def _load_env_file(path: str | os.PathLike[str]) -> None:
@@ -48,6 +52,31 @@ def _log_level(value: str | int | None) -> int:
     return LOG_LEVELS[value.lower()]
 
 
+class _NeedsPassword(Exception):
+    """The key file is encrypted and no password was given."""
+
+
+def _no_password() -> str:
+    # Without a callback OpenSSL would prompt on the terminal and hang a
+    # server started by a process manager.
+    raise _NeedsPassword
+
+
+def _explain_ssl_error(config: Config, exc: ssl.SSLError) -> str:
+    """One line that says which TLS file is wrong (OpenSSL only says 'PEM lib')."""
+    certfile = os.fspath(config.ssl_certfile or "")
+    try:
+        ssl.create_default_context(cafile=certfile)
+    except (ssl.SSLError, ValueError):
+        return f"--ssl-certfile {certfile!r}: not a PEM certificate"
+    keyfile = os.fspath(config.ssl_keyfile or certfile)
+    if exc.reason == "KEY_VALUES_MISMATCH":
+        return f"--ssl-keyfile {keyfile!r} is not the key of the certificate in {certfile!r}"
+    if config.ssl_keyfile_password:
+        return f"--ssl-keyfile {keyfile!r}: cannot load the key (wrong --ssl-keyfile-password?)"
+    return f"--ssl-keyfile {keyfile!r}: not a PEM private key"
+
+
 def create_ssl_context(config: Config) -> ssl.SSLContext:
     """The server's TLS context from the ``ssl_*`` settings; ALPN offers HTTP/1.1."""
     if not config.ssl_certfile:
@@ -56,22 +85,33 @@ def create_ssl_context(config: Config) -> ssl.SSLContext:
         ctx = ssl.SSLContext(config.ssl_version)
     except ValueError as exc:
         raise ConfigError(f"--ssl-version {config.ssl_version}: {exc}") from None
+    for flag, path in (("--ssl-certfile", config.ssl_certfile), ("--ssl-keyfile", config.ssl_keyfile)):
+        # OpenSSL's error would not say which file is missing.
+        if path is not None and not os.path.isfile(path):
+            raise ConfigError(f"{flag} {os.fspath(path)!r}: no such file")
     password = config.ssl_keyfile_password
+    get_password = (lambda: password) if password else _no_password
     try:
-        ctx.load_cert_chain(config.ssl_certfile, config.ssl_keyfile, (lambda: password) if password else None)
-    except FileNotFoundError as exc:
-        raise ConfigError(f"SSL certificate or key file not found: {exc.filename}") from None
+        ctx.load_cert_chain(config.ssl_certfile, config.ssl_keyfile, get_password)
+    except _NeedsPassword:
+        keyfile = os.fspath(config.ssl_keyfile or config.ssl_certfile)
+        raise ConfigError(f"--ssl-keyfile {keyfile!r} is encrypted: give --ssl-keyfile-password") from None
     except ssl.SSLError as exc:
-        raise ConfigError(f"cannot load the SSL certificate/key ({exc.reason or exc}): wrong password?") from None
+        raise ConfigError(_explain_ssl_error(config, exc)) from None
+    except OSError as exc:  # e.g. permission denied
+        raise ConfigError(f"cannot read the SSL certificate/key: {exc.strerror}") from None
     try:
         ctx.verify_mode = ssl.VerifyMode(config.ssl_cert_reqs)
     except ValueError:
         raise ConfigError(f"--ssl-cert-reqs {config.ssl_cert_reqs}: use 0, 1 or 2") from None
     if config.ssl_ca_certs:
+        ca_certs = os.fspath(config.ssl_ca_certs)
         try:
-            ctx.load_verify_locations(config.ssl_ca_certs)
-        except (FileNotFoundError, ssl.SSLError) as exc:
-            raise ConfigError(f"--ssl-ca-certs {os.fspath(config.ssl_ca_certs)!r}: {exc}") from None
+            ctx.load_verify_locations(ca_certs)
+        except ssl.SSLError:
+            raise ConfigError(f"--ssl-ca-certs {ca_certs!r}: no PEM certificate in it") from None
+        except OSError as exc:
+            raise ConfigError(f"--ssl-ca-certs {ca_certs!r}: {exc.strerror}") from None
     if config.ssl_ciphers:
         try:
             ctx.set_ciphers(config.ssl_ciphers)
@@ -130,24 +170,83 @@ def _forwarded_allow_ips(config: Config) -> list[str]:
     return [str(v) for v in value]
 
 
-def import_app(config: Config) -> Any:
+def import_app(config: Config) -> Callable[..., Any]:
     """Import (and, with ``factory``, call) the application; one line on failure."""
     from monoceros.importer import import_from_string
 
     if config.app_dir is not None:
         sys.path.insert(0, config.app_dir)
-    app = import_from_string(config.app)
+    app: Any = import_from_string(config.app)
     if config.factory:
+        if not callable(app):
+            raise ConfigError(f"the application factory {config.app!r} is not callable")
         try:
             app = app()
         except TypeError as exc:
             raise ConfigError(f"Error loading ASGI app factory: {exc}") from None
-    elif isinstance(config.app, str) and not config.factory:
-        # uvicorn's hint: a zero-argument function named like a factory.
-        pass
+    elif _is_factory_like(app):
+        # uvicorn calls an app that takes no arguments and warns; an ASGI or
+        # WSGI application always takes some, so nothing else is called.
+        logger.warning(
+            "ASGI app factory detected. Using it, but please consider setting the --factory flag explicitly."
+        )
+        app = app()
     if not callable(app):
         raise ConfigError(f"the application {config.app!r} is not callable (got {type(app).__name__})")
-    return app
+    return cast(Callable[..., Any], app)
+
+
+def _is_factory_like(app: Any) -> bool:
+    if not (inspect.isfunction(app) or inspect.ismethod(app)) or inspect.iscoroutinefunction(app):
+        return False
+    try:
+        params = inspect.signature(app).parameters.values()
+    except (TypeError, ValueError):  # pragma: no cover - functions always have one
+        return False
+    return not any(p.default is p.empty and p.kind is not p.VAR_KEYWORD for p in params)
+
+
+class TraceMessages:
+    """``--log-level trace``: log every ASGI message the app receives and sends."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+        self.count = 0
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        self.count += 1
+        number = self.count
+        prefix = f"ASGI [{number}]"
+        asgi_logger.log(TRACE, "%s Started scope=%s", prefix, _short(scope))
+
+        async def traced_receive() -> Message:
+            message = await receive()
+            asgi_logger.log(TRACE, "%s Receive %s", prefix, _short(message))
+            return message
+
+        async def traced_send(message: Message) -> None:
+            asgi_logger.log(TRACE, "%s Send %s", prefix, _short(message))
+            await send(message)
+
+        try:
+            await self.app(scope, traced_receive, traced_send)
+        except BaseException:
+            asgi_logger.log(TRACE, "%s Raised exception", prefix)
+            raise
+        asgi_logger.log(TRACE, "%s Completed", prefix)
+
+
+def _short(message: Mapping[str, Any]) -> dict[str, Any]:
+    """The message with bodies replaced by their size, so a trace line stays short."""
+    out = {}
+    for key, value in message.items():
+        if key in ("body", "bytes", "text") and value is not None:
+            out[key] = f"<{len(value)} {'chars' if isinstance(value, str) else 'bytes'}>"
+        elif key == "state":
+            out[key] = f"<{len(value)} keys>"
+        else:
+            out[key] = value
+    return out
 
 
 def wrap_app(app: Any, interface: str, config: Config, allow_ips: list[str]) -> ASGIApp:
@@ -160,6 +259,8 @@ def wrap_app(app: Any, interface: str, config: Config, allow_ips: list[str]) -> 
         from monoceros.middleware.wsgi import WSGIMiddleware
 
         app = WSGIMiddleware(app)
+    if asgi_logger.isEnabledFor(TRACE):
+        app = TraceMessages(app)
     if config.proxy_headers:
         from monoceros.middleware.proxy_headers import ProxyHeadersMiddleware
 
@@ -178,7 +279,7 @@ def load_config(config: Config) -> LoadedConfig:
     http_impl = config.http
     if http_impl == "auto":
         try:
-            import httptools  # noqa: F401
+            import httptools
         except ImportError:  # pragma: no cover - httptools is in the test environment
             http_impl = "h11"
         else:

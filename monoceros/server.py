@@ -25,11 +25,13 @@ import logging
 import os
 import signal
 import socket
+import stat
 import sys
 import threading
 import time
+from collections.abc import Awaitable, Iterator
 from email.utils import formatdate
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from monoceros.config import BindSpec, Config, LoadedConfig
 from monoceros.errors import StartupError
@@ -43,6 +45,9 @@ logger = logging.getLogger("monoceros.error")
 access_logger = logging.getLogger("monoceros.access")
 
 HANDLED_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+# After the graceful-shutdown timeout, how long cancelled app calls get to
+# clean up before lifespan shutdown runs anyway.
+CANCEL_GRACE = 1.0
 
 
 class ServerContext:
@@ -67,10 +72,12 @@ class ServerContext:
         self.base_headers = loaded.default_headers
         self.state: dict[str, Any] = {}
         self.connections: set[HTTP11Protocol] = set()
-        self.active = 0
+        self._active = 0
         self.requests = 0
         self.accepting = True
-        self.drained: asyncio.Event | None = None
+        # Set while draining: woken whenever a connection closes or an app
+        # call ends, so shutdown waits on events, never on a poll.
+        self.drain_changed: asyncio.Event | None = None
         self.on_max_requests: Any = None
         from monoceros.logging import AccessLogFormat
 
@@ -79,6 +86,20 @@ class ServerContext:
         self.access_log_needs_time = self.access_log and self.access_format.custom
         self.default_headers_h1 = b""
         self.refresh_headers()
+
+    @property
+    def active(self) -> int:
+        """Application calls running (a call may outlive its response)."""
+        return self._active
+
+    @active.setter
+    def active(self, value: int) -> None:
+        self._active = value
+        if self.drain_changed is not None:
+            # A response just finished while draining: its connection may
+            # have gone back to idle keep-alive; close it now.
+            self.close_idle()
+            self.drain_changed.set()
 
     def refresh_headers(self) -> None:
         """Rebuild the default header block (once a second, for Date)."""
@@ -96,11 +117,33 @@ class ServerContext:
         for conn in list(self.connections):
             if conn.deadline and now >= conn.deadline:
                 conn.timed_out()
+        if not self.accepting:
+            # A connection accepted just before the listeners closed.
+            self.close_idle()
+
+    def close_idle(self) -> None:
+        for conn in list(self.connections):
+            conn.shutdown()
 
     def connection_closed(self, conn: HTTP11Protocol) -> None:
         self.connections.discard(conn)
-        if not self.connections and self.drained is not None:
-            self.drained.set()
+        if self.drain_changed is not None:
+            self.drain_changed.set()
+
+    async def wait_drained(self) -> None:
+        """Wait until every connection closed and every app call ended."""
+        changed = self.drain_changed = asyncio.Event()
+        self.close_idle()
+        if self.connections:
+            logger.info("Waiting for connections to close. (CTRL+C to force quit)")
+            while self.connections:
+                changed.clear()
+                await changed.wait()
+        if self._active:
+            logger.info("Waiting for background tasks to complete. (CTRL+C to force quit)")
+            while self._active:
+                changed.clear()
+                await changed.wait()
 
     def max_requests_reached(self) -> None:
         if self.on_max_requests is not None:
@@ -123,7 +166,7 @@ class ServerContext:
             return
         fmt.log(
             access_logger,
-            client=client_str,
+            client=client[0] if client else "",  # gunicorn's %(h)s is the host alone
             method=cycle.method,
             path=scope["path"],
             query=query,
@@ -140,7 +183,11 @@ class Server:
     """Serve one :class:`~monoceros.config.Config` (uvicorn's ``Server`` API).
 
     ``await server.serve()`` runs until a signal or ``server.should_exit =
-    True``; ``server.started`` turns True once every listener is bound.
+    True`` (from any thread); ``server.started`` turns True once every
+    listener is bound.  A first SIGINT/SIGTERM stops gracefully, a second
+    SIGINT (or ``force_exit = True``) stops at once.  Signals are only caught
+    when serving in the main thread; the server returns normally after a
+    signal (the command line then exits 0).
     """
 
     def __init__(self, config: Config) -> None:
@@ -149,10 +196,11 @@ class Server:
         self.ctx: ServerContext | None = None
         self.started = False
         self._should_exit = False
-        self.force_exit = False
+        self._force_exit = False
         self.listeners: list[asyncio.AbstractServer] = []
         self.addresses: list[str] = []
         self._exit_event: asyncio.Event | None = None
+        self._force_event: asyncio.Event | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._started_event: threading.Event = threading.Event()
         self._captured_signals: list[int] = []
@@ -165,9 +213,28 @@ class Server:
     @should_exit.setter
     def should_exit(self, value: bool) -> None:
         self._should_exit = value
-        if value and self._exit_event is not None and self._loop is not None:
+        if value:
+            self._wake(self._exit_event)
+
+    @property
+    def force_exit(self) -> bool:
+        return self._force_exit
+
+    @force_exit.setter
+    def force_exit(self, value: bool) -> None:
+        self._force_exit = value
+        if value:
+            self._should_exit = True
+            self._wake(self._exit_event)
+            self._wake(self._force_event)
+
+    def _wake(self, event: asyncio.Event | None) -> None:
+        # Thread-safe (and signal-handler-safe): the loop may be blocked in
+        # select(), call_soon_threadsafe writes to its self-pipe.
+        loop = self._loop
+        if event is not None and loop is not None:
             with contextlib.suppress(RuntimeError):  # loop already closed
-                self._loop.call_soon_threadsafe(self._exit_event.set)
+                loop.call_soon_threadsafe(event.set)
 
     def wait_started(self, timeout: float | None = None) -> bool:
         """Block (another thread) until the server listens; False on timeout."""
@@ -175,22 +242,33 @@ class Server:
 
     def run(self, sockets: list[socket.socket] | None = None) -> None:
         """Run :meth:`serve` in a new event loop (``--loop``)."""
-        from monoceros.loops import loop_factory
+        from monoceros.loops import loop_factory, run_in_new_loop
 
         factory = loop_factory(self.config.loop)
-        with asyncio.Runner(loop_factory=factory) as runner:
-            runner.run(self.serve(sockets=sockets))
+        run_in_new_loop(lambda: self.serve(sockets=sockets), factory, abandon=lambda: self._force_exit)
 
     async def serve(self, sockets: list[socket.socket] | None = None) -> None:
-        """Start, serve until asked to stop, shut down gracefully."""
+        """Start, serve until asked to stop, shut down gracefully.
+
+        With ``sockets`` the server listens on those (already bound) sockets
+        instead of the configured addresses.
+
+        Raises:
+            ConfigError: a setting or the application is wrong.
+            StartupError: a listener could not be bound, or the application's
+                lifespan startup failed.
+        """
         with self._capture_signals():
             await self._serve(sockets)
 
     async def _serve(self, sockets: list[socket.socket] | None) -> None:
         loop = self._loop = asyncio.get_running_loop()
         self._exit_event = asyncio.Event()
+        self._force_event = asyncio.Event()
         if self._should_exit:
             self._exit_event.set()
+        if self._force_exit:
+            self._force_event.set()
         if self.loaded is None:
             self.loaded = self.config.load()
         loaded = self.loaded
@@ -198,14 +276,15 @@ class Server:
         ctx.on_max_requests = self._max_requests
         logger.info("Started server process [%d]", os.getpid())
         lifespan = Lifespan(loaded.app, loaded.lifespan, ctx.state)
-        await lifespan.startup()
+        if not await self._unless_forced(lifespan.startup()):
+            logger.info("Finished server process [%d]", os.getpid())
+            return
         if lifespan.failed:
-            # The app's own startup failed; uvicorn exits with 3.
             raise StartupError("Application startup failed. Exiting.")
         try:
             await self._start_listeners(sockets)
         except BaseException:
-            await lifespan.shutdown()
+            await self._unless_forced(lifespan.shutdown())
             raise
         self.started = True
         self._started_event.set()
@@ -213,15 +292,35 @@ class Server:
         try:
             await self._exit_event.wait()
         finally:
-            sweeper.cancel()
-            await self._shutdown()
-            await lifespan.shutdown()
-            self.started = False
-            self._started_event.clear()
-            logger.info("Finished server process [%d]", os.getpid())
+            try:
+                await self._shutdown()
+                if not self._force_exit:
+                    await self._unless_forced(lifespan.shutdown())
+            finally:
+                sweeper.cancel()
+                self.started = False
+                self._started_event.clear()
+                logger.info("Finished server process [%d]", os.getpid())
+
+    async def _unless_forced(self, aw: Awaitable[None], timeout: float | None = None) -> bool:
+        """Await ``aw`` unless a forced exit (or ``timeout``) comes first; True if it finished."""
+        task = asyncio.ensure_future(aw)
+        force_event = self._force_event
+        assert force_event is not None
+        forced = asyncio.ensure_future(force_event.wait())
+        try:
+            await asyncio.wait((task, forced), timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            forced.cancel()
+        if task.done():
+            task.result()
+            return True
+        task.cancel()
+        return False
 
     def _max_requests(self) -> None:
-        logger.warning("Maximum request limit of %d exceeded. Terminating process.", self.ctx.limit_max_requests)  # type: ignore[union-attr]
+        limit = self.ctx.limit_max_requests if self.ctx else None
+        logger.warning("Maximum request limit of %d exceeded. Terminating process.", limit)
         self.should_exit = True
 
     async def _sweep_forever(self) -> None:
@@ -239,41 +338,37 @@ class Server:
         loaded = self.loaded
         assert ctx is not None and loaded is not None
         loop = ctx.loop
-        config = loaded.config
+        backlog = loaded.config.backlog
 
         def factory() -> HTTP11Protocol:
             return HTTP11Protocol(ctx)
 
         scheme = "https" if loaded.ssl else "http"
-        backlog = config.backlog
         if sockets:
             for sock in sockets:
-                self.listeners.append(
-                    await loop.create_server(factory, sock=sock, ssl=loaded.ssl, backlog=backlog)
-                )
+                server = await _serve_socket(loop, factory, sock, loaded, backlog)
+                self.listeners.append(server)
                 self.addresses.append(_describe(sock, scheme))
-        for bind in loaded.binds:
-            try:
-                server = await self._listen(bind, factory, loaded, backlog)
-            except OSError as exc:
-                self._close_listeners()
-                raise StartupError(f"cannot listen on {bind}: {exc.strerror or exc}") from None
-            self.listeners.append(server)
-            for sock in server.sockets:
-                self.addresses.append(_describe(sock, scheme))
+        else:
+            for bind in loaded.binds:
+                try:
+                    server = await self._listen(bind, factory, loaded, backlog)
+                except (OSError, StartupError) as exc:
+                    self._close_listeners()
+                    reason = (exc.strerror or str(exc)) if isinstance(exc, OSError) else str(exc)
+                    raise StartupError(f"cannot listen on {bind}: {reason}") from None
+                self.listeners.append(server)
+                for sock in cast(Any, server).sockets:
+                    self.addresses.append(_describe(sock, scheme))
         for address in self.addresses:
-            if address.startswith("unix:"):
-                logger.info("Monoceros running on %s (Press CTRL+C to quit)", address)
-            else:
-                logger.info("Monoceros running on %s (Press CTRL+C to quit)", address)
+            logger.info("Monoceros running on %s (Press CTRL+C to quit)", address)
 
     async def _listen(
         self, bind: BindSpec, factory: Any, loaded: LoadedConfig, backlog: int
     ) -> asyncio.AbstractServer:
         loop = asyncio.get_running_loop()
         if bind.kind == "unix":
-            if os.path.exists(bind.path) and _is_stale_socket(bind.path):
-                os.unlink(bind.path)
+            _remove_stale_socket(bind.path)
             server = await loop.create_unix_server(factory, path=bind.path, ssl=loaded.ssl, backlog=backlog)
             os.chmod(bind.path, 0o666)
             return server
@@ -281,10 +376,8 @@ class Server:
             try:
                 sock = socket.socket(fileno=bind.fd)
             except OSError as exc:
-                raise StartupError(f"--fd {bind.fd}: not a socket ({exc.strerror})") from None
-            if sock.family == socket.AF_UNIX:
-                return await loop.create_unix_server(factory, sock=sock, ssl=loaded.ssl, backlog=backlog)
-            return await loop.create_server(factory, sock=sock, ssl=loaded.ssl, backlog=backlog)
+                raise StartupError(f"file descriptor {bind.fd} is not a socket ({exc.strerror})") from None
+            return await _serve_socket(loop, factory, sock, loaded, backlog)
         return await loop.create_server(
             factory, host=bind.host, port=bind.port, ssl=loaded.ssl, backlog=backlog, reuse_address=True
         )
@@ -305,39 +398,34 @@ class Server:
         logger.info("Shutting down")
         ctx.accepting = False
         self._close_listeners()
-        ctx.drained = asyncio.Event()
-        for conn in list(ctx.connections):
-            conn.shutdown()
-        if ctx.connections and not self.force_exit:
-            if ctx.active:
-                logger.info("Waiting for connections to close. (CTRL+C to force quit)")
-            timeout = self.config.timeout_graceful_shutdown
-            self._force_event = asyncio.Event()
-            drained = asyncio.ensure_future(ctx.drained.wait())
-            forced = asyncio.ensure_future(self._force_event.wait())
-            done, pending = await asyncio.wait({drained, forced}, timeout=timeout, return_when="FIRST_COMPLETED")
-            for fut in pending:
-                fut.cancel()
-            if not done and timeout is not None:
-                logger.error("Cancel %d running task(s), timeout graceful shutdown exceeded", ctx.active)
-        for conn in list(ctx.connections):
-            conn.force_close()
-        # Let cancelled app tasks run their cleanup before lifespan shutdown.
+        # Connections accepted just before the close get their
+        # connection_made on this turn of the loop.
         await asyncio.sleep(0)
+        timeout = self.config.timeout_graceful_shutdown
+        if not await self._unless_forced(ctx.wait_drained(), timeout):
+            if not self._force_exit:
+                logger.error("Cancel %d running task(s), timeout graceful shutdown exceeded", ctx.active)
+            tasks = _request_tasks(ctx)
+            for conn in list(ctx.connections):
+                conn.force_close()
+            for task in tasks:
+                task.cancel()
+            if tasks and not self._force_exit:
+                # Let the cancelled calls clean up before lifespan shutdown;
+                # one that ignores the cancellation is not waited for long.
+                await asyncio.wait(tasks, timeout=CANCEL_GRACE)
+        ctx.drain_changed = None
 
     def handle_exit(self, sig: int, frame: Any = None) -> None:
-        """A signal arrived: first one stops gracefully, a second forces."""
+        """A signal arrived: the first one stops gracefully, a second SIGINT forces."""
         self._captured_signals.append(sig)
         if self._should_exit and sig == signal.SIGINT:
             self.force_exit = True
-            event = getattr(self, "_force_event", None)
-            if event is not None:
-                event.set()
         else:
             self.should_exit = True
 
     @contextlib.contextmanager
-    def _capture_signals(self) -> Any:
+    def _capture_signals(self) -> Iterator[None]:
         # Signal handlers can only be set in the main thread.
         if threading.current_thread() is not threading.main_thread():
             yield
@@ -350,6 +438,31 @@ class Server:
                 signal.signal(sig, handler)
 
 
+async def _serve_socket(
+    loop: asyncio.AbstractEventLoop, factory: Any, sock: socket.socket, loaded: LoadedConfig, backlog: int
+) -> asyncio.AbstractServer:
+    if sock.family == getattr(socket, "AF_UNIX", -1):
+        return await loop.create_unix_server(factory, sock=sock, ssl=loaded.ssl, backlog=backlog)
+    return await loop.create_server(factory, sock=sock, ssl=loaded.ssl, backlog=backlog)
+
+
+def _request_tasks(ctx: ServerContext) -> list[asyncio.Task[Any]]:
+    """The tasks running this server's request cycles, including those whose
+    connection is gone (an app call may outlive its response)."""
+    from monoceros.protocols.cycle import RequestCycle
+
+    code = RequestCycle.run_asgi.__code__
+    tasks = []
+    for task in asyncio.all_tasks(ctx.loop):
+        coro = task.get_coro()
+        frame = getattr(coro, "cr_frame", None)
+        if getattr(coro, "cr_code", None) is code and frame is not None:
+            cycle = frame.f_locals.get("self")
+            if isinstance(cycle, RequestCycle) and cycle.ctx is ctx:
+                tasks.append(task)
+    return tasks
+
+
 def _describe(sock: socket.socket, scheme: str) -> str:
     name = sock.getsockname()
     if sock.family == getattr(socket, "AF_UNIX", -1):
@@ -359,15 +472,27 @@ def _describe(sock: socket.socket, scheme: str) -> str:
     return f"{scheme}://{name[0]}:{name[1]}"
 
 
-def _is_stale_socket(path: str) -> bool:
+def _remove_stale_socket(path: str) -> None:
+    """Remove a unix socket file nobody listens on (left by a crash).
+
+    Anything else at ``path`` (a live socket, a regular file) is left alone:
+    binding then fails with a clear error instead of deleting a user's file.
+    """
+    try:
+        if not stat.S_ISSOCK(os.stat(path).st_mode):
+            return
+    except OSError:
+        return
     probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     try:
         probe.connect(path)
+    except ConnectionRefusedError:
+        with contextlib.suppress(OSError):
+            os.unlink(path)
     except OSError:
-        return True
+        pass
     finally:
         probe.close()
-    return False
 
 
 __all__ = ["Server", "ServerContext"]

@@ -1,0 +1,102 @@
+"""Applications for the subprocess tests (``python -m monoceros procapps:app``).
+
+They report what happens to them as lines on stderr (``app: ...``), which the
+tests wait for and order against the server's own log lines.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import sys
+from typing import Any
+
+not_callable = 42
+
+
+def say(text: str) -> None:
+    print(f"app: {text}", file=sys.stderr, flush=True)
+
+
+async def respond(send: Any, body: bytes, status: int = 200, content_type: bytes = b"text/plain") -> None:
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [(b"content-type", content_type), (b"content-length", b"%d" % len(body))],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})
+
+
+async def lifespan(scope: dict[str, Any], receive: Any, send: Any) -> None:
+    while True:
+        message = await receive()
+        if message["type"] == "lifespan.startup":
+            scope["state"]["greeting"] = "hello from startup"
+            say("startup")
+            await send({"type": "lifespan.startup.complete"})
+        else:
+            say("shutdown")
+            await send({"type": "lifespan.shutdown.complete"})
+            return
+
+
+async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+    """``/`` hello, ``/slow?<seconds>``, ``/never``, ``/state``, ``/scheme``, ``/env?NAME``, ``/root``."""
+    if scope["type"] == "lifespan":
+        await lifespan(scope, receive, send)
+        return
+    path = scope["path"]
+    if path == "/slow":
+        seconds = float(scope["query_string"] or b"1")
+        say(f"slow started {scope['client'][1] if scope['client'] else ''}")
+        await asyncio.sleep(seconds)
+        await respond(send, b"done")
+    elif path == "/never":
+        say("never started")
+        try:
+            await asyncio.Event().wait()
+        except asyncio.CancelledError:
+            say("never cancelled")
+            raise
+    elif path == "/state":
+        await respond(send, json.dumps(scope["state"]).encode(), content_type=b"application/json")
+    elif path == "/scheme":
+        await respond(send, scope["scheme"].encode())
+    elif path == "/env":
+        await respond(send, os.environ.get(scope["query_string"].decode(), "").encode())
+    elif path.endswith("/root"):
+        body = json.dumps({"root_path": scope["root_path"], "path": path}).encode()
+        await respond(send, body, content_type=b"application/json")
+    else:
+        await respond(send, b"hello")
+
+
+async def no_lifespan(scope: dict[str, Any], receive: Any, send: Any) -> None:
+    """An app that only speaks HTTP (raises on anything else, as many do)."""
+    if scope["type"] != "http":
+        raise RuntimeError(f"unsupported scope {scope['type']}")
+    await respond(send, b"hello")
+
+
+async def failing_startup(scope: dict[str, Any], receive: Any, send: Any) -> None:
+    message = await receive()
+    assert message["type"] == "lifespan.startup"
+    await send({"type": "lifespan.startup.failed", "message": "the database is down"})
+
+
+async def raising_startup(scope: dict[str, Any], receive: Any, send: Any) -> None:
+    await receive()
+    raise RuntimeError("startup exploded")
+
+
+def factory() -> Any:
+    say("factory called")
+    return app
+
+
+def wsgi_hello(environ: dict[str, Any], start_response: Any) -> list[bytes]:
+    start_response("200 OK", [("Content-Type", "text/plain")])
+    return [b"hello from wsgi"]
