@@ -8,8 +8,9 @@ running the application.  It never sees bytes.  Whatever carries the request
 (an HTTP/1.1 connection, whichever parser it uses; later an HTTP/2 stream)
 implements :class:`StreamSink` and talks to the cycle with plain method calls:
 
-* the carrier calls :meth:`RequestCycle.feed_body`, :meth:`feed_end` and
-  :meth:`client_gone` as the request body arrives or the client leaves;
+* the carrier calls :meth:`RequestCycle.feed_body`, :meth:`feed_end`,
+  :meth:`client_eof` and :meth:`client_gone` as the request body arrives or
+  the client leaves;
 * the cycle calls ``sink.send_head``/``sink.send_body`` with validated
   response parts, ``sink.send_informational`` for ``100 Continue``,
   ``sink.pause_reading``/``resume_reading`` for read flow control,
@@ -18,17 +19,30 @@ implements :class:`StreamSink` and talks to the cycle with plain method calls:
 
 Two state enums, one per direction, replace a heap of flags:
 
-``RequestState``  BODY -> COMPLETE -> DELIVERED, or -> DISCONNECTED at any time
+``RequestState``  BODY -> COMPLETE -> DELIVERED, COMPLETE_EOF -> EOF when the
+                  client closes its sending side, -> DISCONNECTED at any time
 ``ResponseState`` START -> BODY -> DONE
+
+``receive()`` answers ``http.disconnect`` once the response is DONE (ASGI:
+"after a response has been sent"), once the client is gone, and once the
+client half-closed after its request (EOF): a client that closes its socket
+is nearly always gone, and apps waiting for a disconnect must learn it; the
+response may still be sent (the write side stays open).  ``send()`` raises
+:class:`~monoceros.errors.ClientDisconnected` (an ``OSError``) only once the
+connection is really gone.
 
 The response head is held back until the first body message (or the end of
 the app), so that a response whose body is known goes out in one write and
 gets a Content-Length; a head the app leaves waiting (it awaits something
 between ``start`` and the first ``body``) is flushed on the next loop turn.
+The server owns the framing headers: the app's ``Connection`` and
+``Transfer-Encoding`` are not passed through (``Connection: close`` is
+honoured), and an app's ``Server``/``Date`` replace the default ones.
 
 Errors: a bad ASGI message raises :class:`~monoceros.errors.ASGIMessageError`
-from ``send()`` (the app sees it); an exception escaping the app becomes a
-500 if nothing was sent yet, else the connection is aborted so the client sees
+from ``send()`` (the app sees it).  While nothing is on the wire (no head
+sent, or the head still held back) an app error becomes a 500 with
+``Connection: close``; after that the connection is aborted so the client sees
 a truncated response rather than a complete-looking wrong one.
 """
 
@@ -58,7 +72,9 @@ class RequestState(enum.Enum):
     BODY = 0  # more request body may arrive
     COMPLETE = 1  # all of it arrived; the final http.request is not yet handed out
     DELIVERED = 2  # the app has the whole body
-    DISCONNECTED = 3  # the client went away
+    COMPLETE_EOF = 3  # COMPLETE, and then the client closed its sending side
+    EOF = 4  # DELIVERED and the client closed its sending side: receive() says disconnect
+    DISCONNECTED = 5  # the client went away
 
 
 class ResponseState(enum.Enum):
@@ -70,7 +86,9 @@ class ResponseState(enum.Enum):
 class StreamSink(Protocol):
     """What carries one request: an HTTP/1.1 connection or an HTTP/2 stream."""
 
-    def send_head(self, cycle: RequestCycle, status: int, headers: Headers, body: bytes, end: bool) -> None: ...
+    def send_head(
+        self, cycle: RequestCycle, status: int, headers: Headers, body: bytes, end: bool
+    ) -> None: ...
 
     def send_body(self, cycle: RequestCycle, data: bytes, end: bool) -> None: ...
 
@@ -88,7 +106,6 @@ class StreamSink(Protocol):
     def cycle_done(self, cycle: RequestCycle) -> None: ...
 
 
-_DISCONNECT: dict[str, Any] = {"type": "http.disconnect"}
 _NO_BODY_STATUS = frozenset((204, 304))
 
 
@@ -106,6 +123,7 @@ class RequestCycle:
         "expect_continue",
         "keep_alive",
         "method",
+        "replaces_defaults",
         "req_state",
         "resp_state",
         "response_bytes",
@@ -132,7 +150,8 @@ class RequestCycle:
         self.method = method
         self.req_state = RequestState.BODY if body_expected else RequestState.COMPLETE
         self.resp_state = ResponseState.START
-        self.expect_continue = expect_continue
+        # True while the client waits for "100 Continue" before sending a body.
+        self.expect_continue = expect_continue and body_expected
         self.keep_alive = keep_alive
         self._chunks: list[bytes] = []
         self._buffered = 0
@@ -143,6 +162,8 @@ class RequestCycle:
         self.content_length: int | None = None
         self.response_bytes = 0
         self.body_allowed = True
+        # The app set Server or Date itself: the sink leaves out its defaults.
+        self.replaces_defaults = False
         self.start_time = 0.0
 
     # -- carrier side ---------------------------------------------------------
@@ -150,6 +171,9 @@ class RequestCycle:
         """Request body arrived."""
         if self.req_state is not RequestState.BODY:
             return
+        # The client sends without waiting (or the 100 went out): never send
+        # a 100 in the middle of a body.
+        self.expect_continue = False
         self._chunks.append(data)
         self._buffered += len(data)
         if self._buffered > HIGH_WATER:
@@ -160,6 +184,15 @@ class RequestCycle:
         """The request body is complete."""
         if self.req_state is RequestState.BODY:
             self.req_state = RequestState.COMPLETE
+            self._wake()
+
+    def client_eof(self) -> None:
+        """The client closed its sending side after a complete request."""
+        state = self.req_state
+        if state is RequestState.COMPLETE:
+            self.req_state = RequestState.COMPLETE_EOF
+        elif state is RequestState.DELIVERED:
+            self.req_state = RequestState.EOF
             self._wake()
 
     def client_gone(self) -> None:
@@ -178,6 +211,8 @@ class RequestCycle:
     async def receive(self) -> Message:
         """ASGI ``receive``: request body, then ``http.disconnect``."""
         while True:
+            if self.resp_state is ResponseState.DONE:
+                return {"type": "http.disconnect"}
             state = self.req_state
             if state is RequestState.BODY:
                 if self._chunks:
@@ -190,11 +225,14 @@ class RequestCycle:
             elif state is RequestState.COMPLETE:
                 self.req_state = RequestState.DELIVERED
                 return self._take(False)
-            elif state is RequestState.DISCONNECTED or self.resp_state is ResponseState.DONE:
-                return _DISCONNECT
+            elif state is RequestState.COMPLETE_EOF:
+                self.req_state = RequestState.EOF
+                return self._take(False)
+            elif state is not RequestState.DELIVERED:  # EOF or DISCONNECTED
+                return {"type": "http.disconnect"}
             # Nothing to hand out yet: wait for body, its end, a disconnect,
             # or (once the body was delivered) the end of the response.
-            waiter = self._waiter = asyncio.get_running_loop().create_future()
+            waiter = self._waiter = self.ctx.loop.create_future()
             await waiter
 
     def _take(self, more: bool) -> Message:
@@ -232,7 +270,7 @@ class RequestCycle:
                 drained = self.sink.drain()
                 if drained is not None:
                     await drained
-                    if self.req_state is RequestState.DISCONNECTED:
+                    if self._disconnected():  # it may have happened while we waited
                         raise ClientDisconnected("the client disconnected")
         elif mtype == "http.response.start":
             if state is not ResponseState.START:
@@ -240,6 +278,9 @@ class RequestCycle:
             self._start(message)
         else:
             raise ASGIMessageError(self._unexpected(mtype))
+
+    def _disconnected(self) -> bool:
+        return self.req_state is RequestState.DISCONNECTED
 
     def _unexpected(self, mtype: object) -> str:
         if self.resp_state is ResponseState.DONE:
@@ -250,9 +291,16 @@ class RequestCycle:
 
     def _start(self, message: Message) -> None:
         status = message.get("status")
-        if type(status) is not int or not 200 <= status <= 599:
-            if type(status) is int and 100 <= status < 200:
-                raise ASGIMessageError("send informational responses with an extension, not http.response.start")
+        if type(status) is not int:
+            # An IntEnum such as http.HTTPStatus is fine; bool is not a status.
+            if not isinstance(status, int) or isinstance(status, bool):
+                raise ASGIMessageError(f"'status' must be an int between 200 and 599, got {status!r}")
+            status = int(status)
+        if not 200 <= status <= 599:
+            if 100 <= status < 200:
+                raise ASGIMessageError(
+                    "send informational responses with an extension, not http.response.start"
+                )
             raise ASGIMessageError(f"'status' must be an int between 200 and 599, got {status!r}")
         headers = message.get("headers", ())
         checked: Headers = []
@@ -261,18 +309,29 @@ class RequestCycle:
             for name, value in headers:
                 if not validate_header(name, value):
                     raise ASGIMessageError(f"invalid response header {name!r}: {value!r}")
-                lname = name.lower()
-                c = lname[:1]
-                if c == b"c":
+                # Most headers are none of the ones below: test the first
+                # letter (case-folded) before lower-casing anything.
+                c = name[0] | 0x20
+                if c == 99:  # c
+                    lname = name.lower()
                     if lname == b"content-length":
-                        try:
-                            content_length = int(value)
-                        except ValueError:
-                            raise ASGIMessageError(f"invalid Content-Length {value!r}") from None
-                    elif lname == b"connection" and b"close" in value.lower():
-                        self.keep_alive = False
+                        if content_length is not None:
+                            raise ASGIMessageError("more than one Content-Length header")
+                        if not value.isdigit():
+                            raise ASGIMessageError(f"invalid Content-Length {value!r}")
+                        content_length = int(value)
+                    elif lname == b"connection":
+                        # The server writes Connection itself; honour a close.
+                        if b"close" in value.lower():
+                            self.keep_alive = False
+                        continue
+                elif c == 116:  # t
+                    if name.lower() == b"transfer-encoding":
+                        continue  # the server frames the body itself
+                elif (c == 115 or c == 100) and name.lower() in (b"server", b"date"):  # s, d
+                    self.replaces_defaults = True
                 checked.append((name, value))
-        except (TypeError, ValueError) as exc:
+        except (TypeError, ValueError, IndexError) as exc:
             if isinstance(exc, ASGIMessageError):
                 raise
             raise ASGIMessageError(f"'headers' must be an iterable of [bytes, bytes] pairs: {exc}") from None
@@ -282,7 +341,7 @@ class RequestCycle:
         self.body_allowed = status not in _NO_BODY_STATUS and self.method != "HEAD"
         self.resp_state = ResponseState.BODY
         self._pending_head = (status, checked)
-        asyncio.get_running_loop().call_soon(self._flush_head)
+        self.ctx.loop.call_soon(self._flush_head)
 
     def _flush_head(self) -> None:
         """Send a head the app left waiting (it awaited between start and body)."""
@@ -293,18 +352,21 @@ class RequestCycle:
 
     def _send_body(self, body: bytes, more: bool) -> None:
         if not self.body_allowed:
+            if (
+                body
+                and not more
+                and self._pending_head is not None
+                and self.content_length is None
+                and self.method == "HEAD"
+            ):
+                # The app produced the GET body: a HEAD answer carries its length.
+                self.content_length = len(body)
+                self.response_headers.append((b"content-length", b"%d" % len(body)))
             body = b""
         elif self.content_length is not None:
             total = self.response_bytes + len(body)
             if total > self.content_length or (not more and total < self.content_length):
-                self.resp_state = ResponseState.DONE
-                self._pending_head = None
-                self.keep_alive = False
-                self.sink.abort(self)
-                raise ASGIMessageError(
-                    f"the response body ({total} bytes{' so far' if more else ''}) does not match "
-                    f"its Content-Length ({self.content_length})"
-                )
+                self._wrong_length(total, more)
         self.response_bytes += len(body)
         if not more:
             self.resp_state = ResponseState.DONE
@@ -319,12 +381,25 @@ class RequestCycle:
             if self.ctx.access_log:
                 self.ctx.log_access(self)
 
+    def _wrong_length(self, total: int, more: bool) -> None:
+        message = (
+            f"the response body ({total} bytes{' so far' if more else ''}) does not match "
+            f"its Content-Length ({self.content_length})"
+        )
+        if self._pending_head is not None:
+            # Nothing is on the wire yet: the client gets a clean 500.
+            self._pending_head = None
+            self._send_error(500)
+        else:
+            self._abort()
+        raise ASGIMessageError(message)
+
     # -- the application task ---------------------------------------------------
     async def run_asgi(self) -> None:
         """Run the app for this request, then tell the sink."""
-        ctx = self.ctx
+        app: Any = self.ctx.app  # Any: a wrong app may return a value, reported below
         try:
-            result = await ctx.app(self.scope, self.receive, self.send)
+            result = await app(self.scope, self.receive, self.send)
         except BaseException as exc:
             self._app_failed(exc)
             if not isinstance(exc, Exception):
@@ -332,26 +407,39 @@ class RequestCycle:
         else:
             if result is not None:
                 logger.error("ASGI callable should return None, but returned '%s'.", result)
-            if self.resp_state is ResponseState.START:
-                if self.req_state is not RequestState.DISCONNECTED:
-                    logger.error("ASGI callable returned without starting response.")
-                    self._send_error(500)
-            elif self.resp_state is ResponseState.BODY:
-                if self.req_state is not RequestState.DISCONNECTED:
-                    logger.error("ASGI callable returned without completing response.")
-                self._abort()
+            if self.resp_state is not ResponseState.DONE:
+                self._incomplete()
         finally:
             self.sink.cycle_done(self)
+
+    def _incomplete(self) -> None:
+        """The app returned without finishing its response."""
+        state = self.req_state
+        if state is RequestState.EOF or state is RequestState.DISCONNECTED:
+            # It saw http.disconnect: there is nobody to answer.
+            self._abort()
+            return
+        if self.resp_state is ResponseState.START:
+            logger.error("ASGI callable returned without starting response.")
+        else:
+            logger.error("ASGI callable returned without completing response.")
+        if self._pending_head is not None or self.resp_state is ResponseState.START:
+            self._send_error(500)
+        else:
+            self._abort()
 
     def _app_failed(self, exc: BaseException) -> None:
         if isinstance(exc, asyncio.CancelledError):
             self._abort()
             return
-        if self.req_state is not RequestState.DISCONNECTED or not isinstance(exc, OSError):
+        gone = self.req_state is RequestState.DISCONNECTED
+        if not gone or not isinstance(exc, OSError):
             logger.error("Exception in ASGI application\n", exc_info=exc)
-        if self.resp_state is ResponseState.START and self.req_state is not RequestState.DISCONNECTED:
+        if self.resp_state is ResponseState.DONE:
+            return
+        if not gone and (self.resp_state is ResponseState.START or self._pending_head is not None):
             self._send_error(500)
-        elif self.resp_state is not ResponseState.DONE:
+        else:
             self._abort()
 
     def _abort(self) -> None:
@@ -360,6 +448,7 @@ class RequestCycle:
             self.resp_state = ResponseState.DONE
             self._pending_head = None
             self.sink.abort(self)
+            self._wake()
 
     def _send_error(self, status: int) -> None:
         body = STATUS_PHRASES[status]
@@ -368,11 +457,11 @@ class RequestCycle:
         self.content_length = len(body)
         self.response_bytes = 0
         self.body_allowed = self.method != "HEAD"
+        self.replaces_defaults = False
         self.resp_state = ResponseState.BODY
         self.response_headers = [
             (b"content-type", b"text/plain; charset=utf-8"),
-            (b"content-length", str(len(body)).encode()),
-            (b"connection", b"close"),
+            (b"content-length", b"%d" % len(body)),
         ]
         self._pending_head = (status, self.response_headers)
         self._send_body(body, False)

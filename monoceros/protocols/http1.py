@@ -35,12 +35,13 @@ import asyncio
 import contextvars
 import enum
 import logging
+import sys
 from typing import TYPE_CHECKING, Any, cast
 from urllib.parse import unquote
 
 from monoceros._types import Headers
 from monoceros.errors import RemoteProtocolError
-from monoceros.protocols.codecs import CLOSED, END_OF_MESSAGE, NEED_DATA, PAUSED, Data, make_codec
+from monoceros.protocols.codecs import END_OF_MESSAGE, NEED_DATA, PAUSED, Data, make_codec
 from monoceros.protocols.cycle import RequestCycle, RequestState, ResponseState
 from monoceros.protocols.headers import STATUS_PHRASES, Request
 from monoceros.protocols.utils import get_addresses
@@ -59,7 +60,18 @@ _METHODS: dict[bytes, str] = {}
 class ConnState(enum.Enum):
     IDLE = 0
     ACTIVE = 1
-    CLOSING = 2
+    DRAINING = 2
+    CLOSING = 3
+
+
+# A response that ends before the app read the whole request body leaves the
+# rest on the wire.  Up to this much of it is read and dropped to keep the
+# connection; a longer rest (or one that may never come, see _can_drain) gets
+# the connection closed instead.
+DRAIN_LIMIT = 1024 * 1024
+
+# create_task(context=...) exists from Python 3.11 on.
+_TASK_CONTEXT = sys.version_info >= (3, 11)
 
 
 def render_error(status: int, default_headers: bytes) -> bytes:
@@ -93,6 +105,9 @@ class HTTP11Protocol(asyncio.Protocol):
         self.head_started = False  # bytes of a head arrived while IDLE
         self.chunked = False  # the current response uses chunked framing
         self.http10 = False
+        self.body_length: int | None = None  # the request's Content-Length
+        self.body_received = 0  # request body bytes of the current request
+        self.drain_until = 0  # DRAINING: close once body_received passes this
         self._read_paused = False
         self._write_paused = False
         self._drain_waiter: asyncio.Future[None] | None = None
@@ -102,8 +117,14 @@ class HTTP11Protocol(asyncio.Protocol):
         self.transport = cast(asyncio.Transport, transport)  # uvloop's are not subclasses
         ctx = self.ctx
         self.server, self.client = get_addresses(transport)
-        self.scheme = "https" if transport.get_extra_info("sslcontext") else "http"
+        self.tls = bool(transport.get_extra_info("sslcontext"))
+        self.scheme = "https" if self.tls else "http"
         self.client_str = f"{self.client[0]}:{self.client[1]}" if self.client else ""
+        # Apps run in a copy of the context the connection was accepted in,
+        # never of whatever task happens to parse the request: a pipelined
+        # request is parsed inside the previous app's send(), and the
+        # transport's callbacks take the context of whoever resumed reading.
+        self.context = contextvars.copy_context()
         ctx.connections.add(self)
         self.deadline = ctx.loop.time() + ctx.timeout_request_header
 
@@ -119,12 +140,28 @@ class HTTP11Protocol(asyncio.Protocol):
 
     def eof_received(self) -> bool:
         self.codec.receive_data(b"")
-        self._process()
-        # Keep the write side open while a response is being produced: a
-        # client may half-close after sending its request.
-        return self.cycle is not None
+        self._process()  # an EOF inside a head or body is an error; between requests, a close
+        if self.state is not ConnState.ACTIVE:
+            return False
+        # The client closed its sending side after a complete request: the
+        # app hears http.disconnect, but the response may still go out (the
+        # write side stays open, except under TLS where asyncio cannot).
+        cycle = cast(RequestCycle, self.cycle)
+        cycle.keep_alive = False
+        cycle.client_eof()
+        return not self.tls
 
     def data_received(self, data: bytes) -> None:
+        if self.state is ConnState.IDLE and not self.head_started:
+            self.head_started = True
+            self.codec.receive_data(data)
+            self._process()
+            if self.state is ConnState.IDLE and self.head_started:
+                # Only part of a head came: from now on the client has
+                # timeout_request_header to finish it.  (A whole request,
+                # the usual case, needs no clock read here.)
+                self.deadline = self.ctx.loop.time() + self.ctx.timeout_request_header
+            return
         self.codec.receive_data(data)
         self._process()
 
@@ -150,33 +187,26 @@ class HTTP11Protocol(asyncio.Protocol):
                 return
             t = type(event)
             if t is Data:
-                cycle = self.cycle
-                if cycle is not None:
-                    cycle.feed_body(event.data)  # type: ignore[union-attr]
-                    if self.ctx.limit_request_body is not None:
-                        self._count_body(cycle, len(event.data))  # type: ignore[union-attr]
+                self._on_data(event.data)  # type: ignore[union-attr]
             elif t is Request:
                 self._on_request(event)  # type: ignore[arg-type]
             elif event is END_OF_MESSAGE:
-                if self.cycle is not None:
+                if self.state is ConnState.DRAINING:
+                    self._next_cycle()  # the unread body is gone: next request
+                elif self.cycle is not None:
                     self.cycle.feed_end()
             elif event is NEED_DATA:
-                if self.state is ConnState.IDLE and not self.head_started:
-                    self.head_started = True
-                    self.deadline = self.ctx.loop.time() + self.ctx.timeout_request_header
                 return
             elif event is PAUSED:
-                # A pipelined request waits for the current response; stop
-                # reading until it can be parsed.
-                if self.cycle is not None and self.cycle.req_state is not RequestState.BODY:
-                    self.pause_reading()
+                # A pipelined request is buffered: it waits for the current
+                # response, and we stop reading until then.
+                self.pause_reading()
                 return
             else:  # CLOSED: the client is done sending
-                assert event is CLOSED
-                if self.cycle is None:
+                if self.state is ConnState.IDLE:
                     self.state = ConnState.CLOSING
                     self.transport.close()
-                return
+                return  # while ACTIVE, eof_received tells the cycle
 
     def _on_request(self, req: Request) -> None:
         ctx = self.ctx
@@ -227,21 +257,27 @@ class HTTP11Protocol(asyncio.Protocol):
             ctx, self, scope, method, body_expected, req.expect_continue, req.keep_alive
         )
         self.chunked = False
+        self.body_length = req.content_length
         self.body_received = 0
         ctx.active += 1
         ctx.requests += 1
         if ctx.access_log_needs_time:
             cycle.start_time = ctx.loop.time()
-        if ctx.reset_contextvars:
-            self.task = ctx.loop.create_task(cycle.run_asgi(), context=contextvars.Context())
-        else:
-            self.task = ctx.loop.create_task(cycle.run_asgi())
+        context = contextvars.Context() if ctx.reset_contextvars else self.context.copy()
+        if _TASK_CONTEXT:
+            self.task = ctx.loop.create_task(cycle.run_asgi(), context=context)
+        else:  # pragma: no cover - Python 3.10
+            self.task = context.run(ctx.loop.create_task, cycle.run_asgi())
 
-    def _count_body(self, cycle: RequestCycle, size: int) -> None:
-        self.body_received += size
+    def _on_data(self, data: bytes) -> None:
+        self.body_received += len(data)
         limit = self.ctx.limit_request_body
         if limit is not None and self.body_received > limit:
             self.fail(RemoteProtocolError("request body too large", 413))
+        elif self.state is ConnState.ACTIVE:
+            cast(RequestCycle, self.cycle).feed_body(data)
+        elif self.body_received > self.drain_until:  # DRAINING, and too much of it
+            self._close()
 
     # -- the one place errors become bytes ---------------------------------------------
     def fail(self, exc: RemoteProtocolError) -> None:
@@ -261,14 +297,16 @@ class HTTP11Protocol(asyncio.Protocol):
 
     # -- StreamSink --------------------------------------------------------------------
     def send_head(self, cycle: RequestCycle, status: int, headers: Headers, body: bytes, end: bool) -> None:
-        if cycle is not self.cycle or self.state is ConnState.CLOSING:
+        if cycle is not self.cycle or self.state is not ConnState.ACTIVE:
             return
-        parts = [STATUS_LINES.get(status) or b"HTTP/1.1 %d \r\n" % status, self.ctx.default_headers_h1]
+        ctx = self.ctx
+        defaults = ctx.default_headers_h1
+        if cycle.replaces_defaults:
+            defaults = _defaults_without(ctx.default_headers, headers)
+        parts = [STATUS_LINES.get(status) or b"HTTP/1.1 %d \r\n" % status, defaults]
         for name, value in headers:
             parts += (name, b": ", value, b"\r\n")
         if not cycle.body_allowed:
-            if cycle.method == "HEAD" and end and cycle.content_length is None and body:
-                parts.append(b"content-length: %d\r\n" % len(body))
             body = b""
         elif cycle.content_length is None:
             if end:
@@ -280,9 +318,11 @@ class HTTP11Protocol(asyncio.Protocol):
                     body = b"%x\r\n%s\r\n" % (len(body), body)
             else:
                 cycle.keep_alive = False  # HTTP/1.0: the close ends the body
-        keep_alive = cycle.keep_alive and self.keep_alive_allowed(cycle)
-        if not keep_alive:
+        if cycle.keep_alive and (
+            not ctx.accepting or (end and cycle.req_state is RequestState.BODY and not self._can_drain(cycle))
+        ):
             cycle.keep_alive = False
+        if not cycle.keep_alive:
             parts.append(b"connection: close\r\n")
         elif self.http10:
             parts.append(b"connection: keep-alive\r\n")
@@ -294,12 +334,8 @@ class HTTP11Protocol(asyncio.Protocol):
         if end:
             self._response_done(cycle)
 
-    def keep_alive_allowed(self, cycle: RequestCycle) -> bool:
-        scope_keep_alive = self.ctx.accepting and (not self.http10 or _wants_keep_alive(cycle))
-        return scope_keep_alive and self.state is ConnState.ACTIVE
-
     def send_body(self, cycle: RequestCycle, data: bytes, end: bool) -> None:
-        if cycle is not self.cycle or self.state is ConnState.CLOSING:
+        if cycle is not self.cycle or self.state is not ConnState.ACTIVE:
             return
         if self.chunked:
             if data:
@@ -312,7 +348,7 @@ class HTTP11Protocol(asyncio.Protocol):
             self._response_done(cycle)
 
     def send_informational(self, status: int, headers: Headers) -> None:
-        if self.state is ConnState.CLOSING or self.http10:
+        if self.state is not ConnState.ACTIVE or self.http10:
             return
         parts = [STATUS_LINES[status]]
         for name, value in headers:
@@ -322,8 +358,7 @@ class HTTP11Protocol(asyncio.Protocol):
 
     def abort(self, cycle: RequestCycle) -> None:
         if cycle is self.cycle and self.state is not ConnState.CLOSING:
-            self.state = ConnState.CLOSING
-            self.transport.close()
+            self._close()
 
     def pause_reading(self) -> None:
         if not self._read_paused and self.state is not ConnState.CLOSING:
@@ -352,38 +387,63 @@ class HTTP11Protocol(asyncio.Protocol):
             self.task = None
 
     # -- keep-alive ---------------------------------------------------------------------
+    def _can_drain(self, cycle: RequestCycle) -> bool:
+        """Whether the unread rest of the request body can be read and dropped
+        to keep the connection once the response is done."""
+        if cycle.expect_continue:
+            return False  # the client waits for a 100 that will not come
+        length = self.body_length
+        return length is None or length - self.body_received <= DRAIN_LIMIT
+
     def _response_done(self, cycle: RequestCycle) -> None:
-        """The response went out whole: close, or go back to IDLE and parse
-        any pipelined request already buffered."""
-        if not cycle.keep_alive or cycle.req_state is RequestState.BODY:
-            self.state = ConnState.CLOSING
-            self.transport.close()
+        """The response went out whole: close, drain the unread request body,
+        or go back to IDLE and parse any pipelined request already buffered."""
+        if not cycle.keep_alive:
+            self._close()
             return
+        if cycle.req_state is RequestState.BODY:
+            if not self._can_drain(cycle):
+                self._close()
+                return
+            self.state = ConnState.DRAINING
+            self.drain_until = self.body_received + DRAIN_LIMIT
+            self.deadline = self.ctx.loop.time() + self.ctx.timeout_keep_alive
+            self.resume_reading()
+        else:
+            self._next_cycle()
+        self._process()
+
+    def _next_cycle(self) -> None:
         self.cycle = None
         self.task = None
+        ctx = self.ctx
+        if not ctx.accepting:  # shutting down: this connection is done
+            self._close()
+            return
         self.state = ConnState.IDLE
-        self.deadline = self.ctx.loop.time() + self.ctx.timeout_keep_alive
+        self.deadline = ctx.loop.time() + ctx.timeout_keep_alive
         self.codec.start_next_cycle()
         if self._read_paused:
             self._read_paused = False
             self.transport.resume_reading()
-        self._process()
+
+    def _close(self) -> None:
+        self.state = ConnState.CLOSING
+        self.transport.close()
 
     def shutdown(self) -> None:
         """Graceful shutdown: close now if idle, else after the current response."""
         if self.state is ConnState.IDLE and not self.head_started:
-            self.state = ConnState.CLOSING
-            self.transport.close()
+            self._close()
 
     def timed_out(self) -> None:
-        """The sweep found our deadline passed while waiting for a head."""
-        if self.state is not ConnState.IDLE:
-            return
-        if self.head_started:
+        """The sweep found our deadline passed: an idle keep-alive connection,
+        a head not received in time, or a body not drained in time."""
+        state = self.state
+        if state is ConnState.IDLE and self.head_started:
             self.fail(RemoteProtocolError("request head not received in time", 408))
-        else:
-            self.state = ConnState.CLOSING
-            self.transport.close()
+        elif state is ConnState.IDLE or state is ConnState.DRAINING:
+            self._close()
 
     def force_close(self) -> None:
         """Shutdown ran out of time: drop the connection and cancel its app."""
@@ -394,11 +454,10 @@ class HTTP11Protocol(asyncio.Protocol):
         self.transport.close()
 
 
-def _wants_keep_alive(cycle: RequestCycle) -> bool:
-    for name, value in cycle.scope["headers"]:
-        if name == b"connection":
-            return b"keep-alive" in value.lower()
-    return False
+def _defaults_without(defaults: Headers, headers: Headers) -> bytes:
+    """The default header block minus the names the app set itself."""
+    own = {name.lower() for name, _ in headers}
+    return b"".join(b"%s: %s\r\n" % (name, value) for name, value in defaults if name not in own)
 
 
-__all__ = ["ConnState", "HTTP11Protocol", "render_error"]
+__all__ = ["DRAIN_LIMIT", "ConnState", "HTTP11Protocol", "render_error"]
