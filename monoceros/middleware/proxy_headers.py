@@ -6,13 +6,15 @@ client.  A proxy reports what it saw in ``X-Forwarded-For`` /
 ``Forwarded`` header.  Those headers are only believed when the direct peer is
 in the trusted list; otherwise any client could claim any address.
 
-Precedence: when a request carries a ``Forwarded`` header with at least one
-element, it is the only source used and every ``X-Forwarded-*`` header is
-ignored.  A proxy that writes ``Forwarded`` describes every hop in it, and
-mixing sources could pair the client address written by one proxy with the
-scheme written by another.  The flip side: a trusted proxy that only manages
-``X-Forwarded-*`` must drop a client-supplied ``Forwarded`` header, or the
-client controls what the application sees.
+Precedence: the two sources are never mixed (that could pair the client
+address written by one proxy with the scheme written by another).  When any
+``X-Forwarded-*`` header is present, only those are used and ``Forwarded`` is
+ignored; ``Forwarded`` is used only when no ``X-Forwarded-*`` header is.  The
+common proxies (nginx, HAProxy, Traefik, cloud load balancers) write
+``X-Forwarded-For`` and pass a client-sent ``Forwarded`` through untouched, so
+letting ``Forwarded`` win would let any client choose its own address behind
+them.  A proxy that writes only ``Forwarded`` must drop client-sent
+``X-Forwarded-*`` headers, which is what such proxies do.
 
 Malformed values never fail the request: a hop that cannot be parsed stops the
 walk and nothing is taken from that header, the scope keeps what the server
@@ -327,7 +329,7 @@ class ProxyHeadersMiddleware:
         if found is None:
             return
         forwarded = found.get(_FORWARDED)
-        if forwarded:
+        if forwarded and len(found) == 1:
             elements: list[_Element] = []
             for line in forwarded:
                 elements.extend(parse_forwarded(line.decode("latin-1")))

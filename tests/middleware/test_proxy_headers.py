@@ -472,16 +472,23 @@ def test_forwarded_host_added_when_missing() -> None:
     assert header(scope, b"host") == [b"example.com"]
 
 
-def test_forwarded_takes_precedence_over_x_forwarded() -> None:
+def test_x_forwarded_takes_precedence_over_forwarded() -> None:
+    # A client-sent Forwarded passed through by an X-Forwarded-For proxy
+    # must not choose the client address.
     headers = [
         xff("203.0.113.5"),
         (b"x-forwarded-proto", b"https"),
-        (b"x-forwarded-port", b"443"),
-        fwd("for=198.51.100.7"),
+        fwd("for=198.51.100.7;proto=http"),
     ]
     scope = run("127.0.0.1", headers)
+    assert scope["client"] == ("203.0.113.5", 0)
+    assert scope["scheme"] == "https"
+
+
+def test_forwarded_used_without_x_forwarded() -> None:
+    scope = run("127.0.0.1", [fwd("for=198.51.100.7;proto=https")])
     assert scope["client"] == ("198.51.100.7", 0)
-    assert scope["scheme"] == "http"
+    assert scope["scheme"] == "https"
     assert scope["server"] == SERVER
 
 
@@ -530,8 +537,7 @@ def test_empty_forwarded_falls_back_to_x_forwarded(value: str) -> None:
     ],
 )
 def test_forwarded_malformed_is_ignored(value: str) -> None:
-    # A Forwarded header is there, so X-Forwarded-* is not used either.
-    headers = [fwd(value), xff("203.0.113.5"), (b"x-forwarded-proto", b"https"), (b"host", b"h")]
+    headers = [fwd(value), (b"host", b"h")]
     scope = run("127.0.0.1", headers)
     assert scope["client"] == PEER
     assert scope["scheme"] == "http"
