@@ -374,7 +374,7 @@ class HTTP11Protocol(asyncio.Protocol):
         if not self._write_paused or self.state is ConnState.CLOSING:
             return None
         waiter = self._drain_waiter
-        if waiter is None:
+        if waiter is None or waiter.done():  # done: cancelled with an app that gave up waiting
             waiter = self._drain_waiter = self.ctx.loop.create_future()
         return waiter
 
