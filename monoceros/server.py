@@ -96,9 +96,6 @@ class ServerContext:
     def active(self, value: int) -> None:
         self._active = value
         if self.drain_changed is not None:
-            # A response just finished while draining: its connection may
-            # have gone back to idle keep-alive; close it now.
-            self.close_idle()
             self.drain_changed.set()
 
     def refresh_headers(self) -> None:
@@ -423,6 +420,15 @@ class Server:
             self.force_exit = True
         else:
             self.should_exit = True
+            loop = self._loop
+            if not self.started and loop is not None:
+                # Nothing else would tell the user the signal was seen while
+                # the app's startup still runs (logged from the loop, not
+                # from inside the signal handler).
+                with contextlib.suppress(RuntimeError):
+                    loop.call_soon_threadsafe(
+                        logger.info, "Stopping once application startup finishes. (CTRL+C to force quit)"
+                    )
 
     @contextlib.contextmanager
     def _capture_signals(self) -> Iterator[None]:

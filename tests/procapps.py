@@ -61,6 +61,17 @@ async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
         except asyncio.CancelledError:
             say("never cancelled")
             raise
+    elif path == "/stream":
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"first,", "more_body": True})
+        say("stream started")
+        await asyncio.sleep(float(scope["query_string"] or b"0.5"))
+        await send({"type": "http.response.body", "body": b"last"})
+    elif path == "/background":
+        await respond(send, b"sent")
+        say("background started")
+        await asyncio.sleep(float(scope["query_string"] or b"0.5"))
+        say("background done")
     elif path == "/state":
         await respond(send, json.dumps(scope["state"]).encode(), content_type=b"application/json")
     elif path == "/scheme":
@@ -85,6 +96,12 @@ async def failing_startup(scope: dict[str, Any], receive: Any, send: Any) -> Non
     message = await receive()
     assert message["type"] == "lifespan.startup"
     await send({"type": "lifespan.startup.failed", "message": "the database is down"})
+
+
+async def hanging_startup(scope: dict[str, Any], receive: Any, send: Any) -> None:
+    await receive()
+    say("startup hangs")
+    await asyncio.Event().wait()
 
 
 async def raising_startup(scope: dict[str, Any], receive: Any, send: Any) -> None:
