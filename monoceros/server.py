@@ -201,6 +201,7 @@ class Server:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._started_event: threading.Event = threading.Event()
         self._captured_signals: list[int] = []
+        self._socket_files: list[str] = []
 
     # uvicorn users set ``server.should_exit = True``, from any thread.
     @property
@@ -365,10 +366,9 @@ class Server:
     ) -> asyncio.AbstractServer:
         loop = asyncio.get_running_loop()
         if bind.kind == "unix":
-            _remove_stale_socket(bind.path)
-            server = await loop.create_unix_server(factory, path=bind.path, ssl=loaded.ssl, backlog=backlog)
-            os.chmod(bind.path, 0o666)
-            return server
+            sock = _bind_unix(bind.path)
+            self._socket_files.append(bind.path)  # ours to remove at exit
+            return await _serve_socket(loop, factory, sock, loaded, backlog)
         if bind.kind == "fd":
             try:
                 sock = socket.socket(fileno=bind.fd)
@@ -382,10 +382,10 @@ class Server:
     def _close_listeners(self) -> None:
         for server in self.listeners:
             server.close()
-        for bind in self.loaded.binds if self.loaded else ():
-            if bind.kind == "unix" and os.path.exists(bind.path):
-                with contextlib.suppress(OSError):
-                    os.unlink(bind.path)
+        for path in self._socket_files:
+            with contextlib.suppress(OSError):
+                os.unlink(path)
+        self._socket_files = []
         self.listeners = []
 
     # -- shutdown ----------------------------------------------------------------------
@@ -476,6 +476,25 @@ def _describe(sock: socket.socket, scheme: str) -> str:
     if sock.family == socket.AF_INET6:
         return f"{scheme}://[{name[0]}]:{name[1]}"
     return f"{scheme}://{name[0]}:{name[1]}"
+
+
+def _bind_unix(path: str) -> socket.socket:
+    """A unix socket bound at ``path``, after removing a stale socket file there.
+
+    We bind it ourselves because asyncio's ``create_unix_server(path=...)``
+    deletes any socket file at the path, even one a live server listens on.
+    """
+    _remove_stale_socket(path)
+    if os.path.lexists(path) and not stat.S_ISSOCK(os.lstat(path).st_mode):
+        raise StartupError("the path exists and is not a socket")
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        sock.bind(path)
+        os.chmod(path, 0o666)
+    except OSError:
+        sock.close()
+        raise
+    return sock
 
 
 def _remove_stale_socket(path: str) -> None:
