@@ -117,3 +117,13 @@ def factory() -> Any:
 def wsgi_hello(environ: dict[str, Any], start_response: Any) -> list[bytes]:
     start_response("200 OK", [("Content-Type", "text/plain")])
     return [b"hello from wsgi"]
+
+
+loops_made: list[object] = []
+
+
+def counting_loop() -> Any:
+    """A custom ``--loop module:factory``: asyncio's loop, counted."""
+    loop = asyncio.new_event_loop()
+    loops_made.append(loop)
+    return loop

@@ -335,12 +335,12 @@ def test_timeout_keep_alive_and_request_header(http_impl: str) -> None:
     args = ["--http", http_impl, "--timeout-keep-alive", "1", "--timeout-request-header", "1", "--port", "0"]
     with Monoceros([*args, "procapps:app"]) as proc:
         address = proc.url()
-        with connect(address) as sock:
-            sock.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
-            assert recv_all(sock).startswith(b"HTTP/1.1 200")  # then closed when idle for 1 s
-        with connect(address) as sock:
-            sock.sendall(b"GET / HTTP/1.1\r\n")  # a head that never ends
-            assert recv_all(sock).startswith(b"HTTP/1.1 408")
+        # Both at once: the same once-a-second sweep ends them.
+        with connect(address) as idle, connect(address) as slow:
+            idle.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+            slow.sendall(b"GET / HTTP/1.1\r\n")  # a head that never ends
+            assert recv_all(idle).startswith(b"HTTP/1.1 200")  # then closed when idle for 1 s
+            assert recv_all(slow).startswith(b"HTTP/1.1 408")
 
 
 def test_limit_request_body(http_impl: str) -> None:
