@@ -8,21 +8,38 @@ go into the codec; events come out in order:
 
 * a ``Request`` starts a cycle (unless a limit answers it first);
 * ``Data`` / ``END_OF_MESSAGE`` feed the current cycle;
-* ``PAUSED`` means a pipelined request is waiting: it is parsed only once the
-  current response is complete, so responses never overtake each other;
+* ``PAUSED`` means the current request is complete: the next one is parsed
+  only once the current response is complete, so responses never overtake
+  each other.  Reading goes on meanwhile (so that a client's EOF reaches the
+  app as ``http.disconnect``) until bytes of a next request arrive; then it
+  stops until the response is done;
 * a :class:`~monoceros.errors.RemoteProtocolError` is answered by
   :meth:`HTTP11Protocol.fail`, the one place that turns errors into bytes.
 
 The connection is in one :class:`ConnState`:
 
-``IDLE``    waiting for a request head (keep-alive, or a fresh connection)
-``ACTIVE``  a request is being answered
-``CLOSING`` no more requests (error, ``Connection: close``, shutdown)
+``IDLE``      waiting for a request head (keep-alive, or a fresh connection)
+``ACTIVE``    a request is being answered
+``DRAINING``  the response is done but the app did not read the whole request
+              body: the rest is read and dropped (up to ``DRAIN_LIMIT``), then
+              IDLE; a body that may never come (a pending ``Expect:
+              100-continue``) or is too long gets ``Connection: close`` instead
+``WAITING``   the response is done but the client does not read fast enough
+              (the transport paused writing): nothing more is parsed or read
+              until it resumes, so a pipelining client that never reads cannot
+              pile up responses in memory
+``CLOSING``   no more requests (error, ``Connection: close``, shutdown)
 
 When a response completes the connection goes back to IDLE and parses what
 is already buffered (pipelining) before reading more.  The application task
 may outlive its response (background work after the body): that does not hold
-the connection.
+the connection.  Apps run in a copy of the context the connection was
+accepted in (or a fresh one with ``reset_contextvars``), never in the context
+of whichever task happened to parse their request.
+
+A client that half-closes after a complete request (EOF) is told to the app
+as ``http.disconnect`` (clients that close their socket are nearly always
+gone); the response may still be written, then the connection closes.
 
 Timeouts are not timers: each connection keeps a ``deadline`` that the
 server's once-a-second sweep checks (:meth:`monoceros.server.ServerContext.sweep`),
@@ -61,7 +78,8 @@ class ConnState(enum.Enum):
     IDLE = 0
     ACTIVE = 1
     DRAINING = 2
-    CLOSING = 3
+    WAITING = 3
+    CLOSING = 4
 
 
 # A response that ends before the app read the whole request body leaves the
@@ -162,8 +180,17 @@ class HTTP11Protocol(asyncio.Protocol):
                 # the usual case, needs no clock read here.)
                 self.deadline = self.ctx.loop.time() + self.ctx.timeout_request_header
             return
+        # The request was complete before these bytes came: they are the
+        # next one, pipelined, and wait for the current response.  Reading
+        # stops so that a flood of them stays one read's worth.
+        pipelined = (
+            self.state is ConnState.ACTIVE
+            and cast(RequestCycle, self.cycle).req_state is not RequestState.BODY
+        )
         self.codec.receive_data(data)
         self._process()
+        if pipelined:
+            self.pause_reading()
 
     def pause_writing(self) -> None:
         self._write_paused = True
@@ -175,6 +202,11 @@ class HTTP11Protocol(asyncio.Protocol):
             self._drain_waiter = None
             if not waiter.done():
                 waiter.set_result(None)
+        if self.state is ConnState.WAITING:  # the client caught up: next request
+            self.state = ConnState.IDLE
+            self.codec.start_next_cycle()
+            self.resume_reading()
+            self._process()
 
     # -- the event loop of the connection ------------------------------------------
     def _process(self) -> None:
@@ -198,9 +230,10 @@ class HTTP11Protocol(asyncio.Protocol):
             elif event is NEED_DATA:
                 return
             elif event is PAUSED:
-                # A pipelined request is buffered: it waits for the current
-                # response, and we stop reading until then.
-                self.pause_reading()
+                # The current request is complete; the next one is parsed
+                # after the response.  Reading goes on (an EOF must still
+                # reach the app) until bytes of a next request come, see
+                # data_received.
                 return
             else:  # CLOSED: the client is done sending
                 if self.state is ConnState.IDLE:
@@ -420,8 +453,15 @@ class HTTP11Protocol(asyncio.Protocol):
         if not ctx.accepting:  # shutting down: this connection is done
             self._close()
             return
-        self.state = ConnState.IDLE
         self.deadline = ctx.loop.time() + ctx.timeout_keep_alive
+        if self._write_paused:
+            # The client reads its responses slower than we write them (it
+            # pipelines and does not read): answer nothing more until it
+            # catches up, or its responses pile up in memory.
+            self.state = ConnState.WAITING
+            self.pause_reading()
+            return
+        self.state = ConnState.IDLE
         self.codec.start_next_cycle()
         if self._read_paused:
             self._read_paused = False
@@ -433,16 +473,18 @@ class HTTP11Protocol(asyncio.Protocol):
 
     def shutdown(self) -> None:
         """Graceful shutdown: close now if idle, else after the current response."""
-        if self.state is ConnState.IDLE and not self.head_started:
+        state = self.state
+        if (state is ConnState.IDLE and not self.head_started) or state is ConnState.WAITING:
             self._close()
 
     def timed_out(self) -> None:
         """The sweep found our deadline passed: an idle keep-alive connection,
-        a head not received in time, or a body not drained in time."""
+        a head not received in time, a body not drained in time, or a client
+        that stopped reading its responses."""
         state = self.state
         if state is ConnState.IDLE and self.head_started:
             self.fail(RemoteProtocolError("request head not received in time", 408))
-        elif state is ConnState.IDLE or state is ConnState.DRAINING:
+        elif state is ConnState.IDLE or state is ConnState.DRAINING or state is ConnState.WAITING:
             self._close()
 
     def force_close(self) -> None:

@@ -155,3 +155,31 @@ def test_app_send_blocks_while_the_client_does_not_read(server, http_impl):
                 reader.read_exact(2)
             assert received == len(chunk) * count
     assert state["done"]
+
+
+def test_pipelining_client_that_does_not_read_gets_no_more_answers(server, http_impl):
+    response = b"r" * 32768
+    count = 1000  # 32 MiB of responses
+    calls = {"n": 0}
+    too_many = ThreadEvent()
+
+    async def app(scope, receive, send):  # type: ignore[no-untyped-def]
+        calls["n"] += 1
+        if calls["n"] == 400:
+            too_many.set()
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": response})
+
+    with server(app) as srv:
+        sock = socket.socket()
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)
+        sock.settimeout(30)
+        sock.connect((srv.host, srv.port))
+        with sock:
+            sock.sendall(b"GET / HTTP/1.1\r\nHost: t\r\n\r\n" * count)  # small: all of it is read at once
+            # Responses pile up only until the socket buffers are full.
+            assert not too_many.wait(0.5)
+            reader = Reader(sock)
+            for _ in range(count):
+                assert read_response(reader).body == response
+    assert calls["n"] == count
