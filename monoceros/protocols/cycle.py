@@ -187,9 +187,12 @@ class RequestCycle:
             self._wake()
 
     def client_eof(self) -> None:
-        """The client closed its sending side after a complete request."""
+        """The client closed its sending side (after a complete request, or
+        in the middle of its body: then it is gone)."""
         state = self.req_state
-        if state is RequestState.COMPLETE:
+        if state is RequestState.BODY:
+            self.client_gone()
+        elif state is RequestState.COMPLETE:
             self.req_state = RequestState.COMPLETE_EOF
         elif state is RequestState.DELIVERED:
             self.req_state = RequestState.EOF

@@ -224,6 +224,36 @@ def test_curl_reuses_the_connection(server, http_impl):
         assert b"Re-using existing connection" in out.stderr or b"Reusing existing" in out.stderr
 
 
+@pytest.mark.skipif(CURL is None, reason="curl is not installed")
+def test_curl_http10_head_and_chunked_upload(server, http_impl, tmp_path):
+    data = tmp_path / "data"
+    data.write_bytes(b"0123456789" * 10000)
+    with server(echo_app_factory()) as srv:
+        out = subprocess.run(
+            [CURL, "-s", "--http1.0", "--data-binary", "ten", "-D", "-", srv.url],
+            capture_output=True,
+            timeout=30,
+            check=True,
+        ).stdout
+        assert out.startswith(b"HTTP/1.1 200 OK\r\n") and out.endswith(b"\r\n\r\nten")
+        assert b"connection: close\r\n" in out
+        out = subprocess.run(
+            [CURL, "-s", "-H", "Transfer-Encoding: chunked", "--data-binary", f"@{data}", srv.url],
+            capture_output=True,
+            timeout=30,
+            check=True,
+        ).stdout
+        assert out == data.read_bytes()
+        out = subprocess.run(
+            [CURL, "-s", "-I", f"{srv.url}/head"], capture_output=True, timeout=30, check=True
+        ).stdout
+        # An empty HEAD body says nothing about the GET length: no Content-Length.
+        assert out.startswith(b"HTTP/1.1 200 OK\r\n") and b"content-length" not in out
+    with server(simple_app(body=b"hello")) as srv:
+        out = subprocess.run([CURL, "-s", "-I", srv.url], capture_output=True, timeout=30, check=True).stdout
+        assert out.startswith(b"HTTP/1.1 200 OK\r\n") and out.endswith(b"content-length: 5\r\n\r\n")
+
+
 # -- request bodies -----------------------------------------------------------------------
 
 

@@ -204,6 +204,14 @@ def test_client_eof_after_the_body():
         assert await waiting == {"type": "http.disconnect"}
         assert cycle.req_state is RequestState.EOF
 
+        # EOF in the middle of the body: the client is gone.
+        cycle, sink, _ = make_cycle(body_expected=True)
+        cycle.feed_body(b"par")
+        cycle.client_eof()
+        assert await cycle.receive() == {"type": "http.disconnect"}
+        with pytest.raises(ClientDisconnected):
+            await cycle.send(START)
+
     run(main())
 
 
