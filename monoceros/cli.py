@@ -60,8 +60,6 @@ def _option(f: dataclasses.Field[Any]) -> click.Option:
         kwargs["show_default"] = default is not None
     if meta.get("type") is not None and not secondary and not meta.get("is_flag"):
         kwargs["type"] = meta["type"]
-    if meta.get("envvar"):
-        kwargs["envvar"] = meta["envvar"]
     if meta.get("metavar"):
         kwargs["metavar"] = meta["metavar"]
     return click.Option([f"{flag}/{secondary}" if secondary else flag, f.name], **kwargs)

@@ -149,7 +149,12 @@ class Monoceros:
 
     def __exit__(self, *exc: object) -> None:
         if self.proc.poll() is None:
-            self.proc.kill()
+            # Stop it the way a user would, so it also writes its coverage data.
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
         self.wait()
         for stream in (self.proc.stdout, self.proc.stderr):
             if stream is not None:

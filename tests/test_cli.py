@@ -424,3 +424,25 @@ def test_log_config_file_takes_effect(tmp_path, kind: str) -> None:
     assert "monoceros.access INFO 127.0.0.1:" in text and '"GET /state HTTP/1.1" 200' in text
     assert "monoceros.error INFO Finished server process" in text
     assert not any("running on" in line for line in proc.lines)
+
+
+# -- in process -------------------------------------------------------------------------------------
+def test_main_in_process(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    assert monoceros.main.main(["--version"], standalone_mode=False) == 0
+    assert capsys.readouterr().out.startswith("Running monoceros")
+    calls = []
+    monkeypatch.setattr("monoceros.cli.run", lambda app, **kwargs: calls.append((app, kwargs)))
+    with pytest.raises(SystemExit) as info:
+        monoceros.main.main(["--port", "9", "--header", "a:b", "x:app"])
+    assert info.value.code == 0
+    # Only what was given is passed on (defaults live in Config), plus uvicorn's app_dir "".
+    assert calls == [("x:app", {"port": 9, "headers": ["a:b"], "app_dir": ""})]
+
+    def interrupted(app: str, **kwargs: object) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr("monoceros.cli.run", interrupted)
+    with pytest.raises(SystemExit) as info:
+        monoceros.main.main(["x:app"])
+    assert info.value.code == 130
+    assert capsys.readouterr().err.strip() == "Error: Aborted."

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import inspect
 import logging
+import sys
 import threading
 
 import httpx
@@ -15,7 +16,7 @@ import uvicorn
 import monoceros
 from monoceros import Config
 from monoceros.cli import main as cli_main
-from monoceros.config import LOG_LEVELS, settings
+from monoceros.config import LOG_LEVELS, detect_interface, settings
 from monoceros.errors import ConfigError
 from monoceros.loader import TraceMessages, import_app
 from monoceros.loops import loop_factory
@@ -286,3 +287,150 @@ def test_trace_lines(server, http_impl: str, caplog: pytest.LogCaptureFixture, r
     assert lines[2].startswith("ASGI [2] Started scope={'type': 'http'")
     assert "ASGI [2] Send {'type': 'http.response.body', 'body': '<2 bytes>'}" in lines
     assert lines[-1] == "ASGI [2] Completed"
+
+
+def test_trace_shows_receive_and_exceptions(
+    server, caplog: pytest.LogCaptureFixture, restore_logging
+) -> None:
+    async def failing(scope, receive, send) -> None:
+        if scope["type"] == "http":
+            await receive()
+            raise RuntimeError("boom")
+
+    caplog.set_level(LOG_LEVELS["trace"], logger="monoceros.asgi")
+    with server(failing, log_level="trace", lifespan="off") as srv:
+        assert httpx.post(srv.url, content=b"abc").status_code == 500
+    lines = [r.getMessage() for r in caplog.records if r.name == "monoceros.asgi"]
+    assert "ASGI [1] Receive {'type': 'http.request', 'body': '<3 bytes>', 'more_body': False}" in lines
+    assert lines[-1] == "ASGI [1] Raised exception"
+
+
+def test_numeric_log_level() -> None:
+    assert load(log_level=logging.DEBUG).log_level == logging.DEBUG
+    assert load().log_level == logging.INFO
+
+
+def test_env_file_through_run(tmp_path, monkeypatch: pytest.MonkeyPatch) -> None:
+    env_file = tmp_path / ".env"
+    env_file.write_text("MONOCEROS_TEST_FROM_ENV_FILE=yes\n")
+    monkeypatch.delenv("MONOCEROS_TEST_FROM_ENV_FILE", raising=False)
+    load(env_file=str(env_file))
+    import os
+
+    assert os.environ.pop("MONOCEROS_TEST_FROM_ENV_FILE") == "yes"
+    with pytest.raises(ConfigError, match=r"--env-file '/no/\.env': no such file"):
+        load(env_file="/no/.env")
+    monkeypatch.setitem(sys.modules, "dotenv", None)  # not installed
+    with pytest.raises(ConfigError, match="--env-file needs python-dotenv"):
+        load(env_file=str(env_file))
+
+
+def test_without_uvloop(monkeypatch: pytest.MonkeyPatch) -> None:
+    import asyncio
+
+    monkeypatch.setitem(sys.modules, "uvloop", None)  # not installed
+    assert loop_factory("auto") is asyncio.new_event_loop
+    with pytest.raises(ConfigError, match="--loop uvloop needs uvloop"):
+        loop_factory("uvloop")
+
+
+def test_interface_detection_corner_cases() -> None:
+    def star_args(*args):  # could be anything: ASGI 2 as uvicorn guesses
+        raise NotImplementedError
+
+    def asgi2(scope):
+        raise NotImplementedError
+
+    class Awaitable:
+        def __init__(self, scope, receive, send) -> None: ...
+
+        def __await__(self):
+            yield
+
+    assert detect_interface(star_args) == "asgi2"
+    assert detect_interface(asgi2) == "asgi2"
+    assert detect_interface(min) == "asgi2"  # no signature to read
+    assert detect_interface(Awaitable) == "asgi3"
+
+
+def test_tls_key_errors(tmp_path) -> None:
+    from tlsfiles import make_tls_files
+
+    tls = make_tls_files(tmp_path)
+    junk = tmp_path / "junk.pem"
+    junk.write_text("not a key")
+    with pytest.raises(ConfigError, match=r"--ssl-keyfile '.*junk.pem': not a PEM private key"):
+        load(ssl_certfile=tls.cert, ssl_keyfile=str(junk))
+    assert load(ssl_certfile=tls.cert, ssl_keyfile=tls.key).ssl is not None
+    assert Config(app, ssl_keyfile=tls.key).is_ssl and not Config(app).is_ssl
+
+
+# -- the Server object ------------------------------------------------------------------------------
+def test_should_exit_before_run_starts_and_stops() -> None:
+    server = monoceros.Server(Config(app, port=0, log_config=None))
+    server.should_exit = True
+    assert server.should_exit
+    server.run()  # returns by itself: it was asked to stop before it started
+    assert server.addresses and not server.started
+
+
+def test_force_exit_before_run() -> None:
+    server = monoceros.Server(Config(app, port=0, log_config=None))
+    server.force_exit = True
+    assert server.force_exit and server.should_exit
+    server.run()
+    assert not server.started
+
+
+def test_tasks_left_at_exit_are_cancelled(server, caplog: pytest.LogCaptureFixture) -> None:
+    import asyncio
+
+    seen: list[str] = []
+
+    async def forever() -> None:
+        try:
+            await asyncio.Event().wait()
+        except asyncio.CancelledError:
+            seen.append("cancelled")
+            raise
+
+    async def stubborn() -> None:
+        try:
+            await asyncio.Event().wait()
+        except asyncio.CancelledError:
+            raise RuntimeError("cleanup failed") from None
+
+    tasks = []
+
+    async def spawner(scope, receive, send) -> None:
+        if scope["type"] == "lifespan":
+            await receive()
+            await send({"type": "lifespan.startup.complete"})
+            await receive()
+            await send({"type": "lifespan.shutdown.complete"})
+            await asyncio.Event().wait()  # and never returns
+        tasks.extend([asyncio.create_task(forever()), asyncio.create_task(stubborn())])
+        await send({"type": "http.response.start", "status": 204, "headers": []})
+        await send({"type": "http.response.body"})
+
+    with server(spawner) as srv:
+        assert httpx.get(srv.url).status_code == 204
+    assert seen == ["cancelled"]
+    assert "unhandled exception during shutdown" in caplog.text
+
+
+def test_lifespan_app_returning_at_shutdown_without_answer(server, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO, logger="monoceros.error")
+
+    async def rude(scope, receive, send) -> None:
+        if scope["type"] == "lifespan":
+            await receive()
+            await send({"type": "lifespan.startup.complete"})
+            await receive()
+            return  # no shutdown.complete
+        await send({"type": "http.response.start", "status": 204, "headers": []})
+        await send({"type": "http.response.body"})
+
+    with server(rude) as srv:
+        httpx.get(srv.url)
+    assert "Application shutdown failed. The application returned without answering." in caplog.text
