@@ -589,3 +589,39 @@ def test_app_returning_a_value_is_reported(caplog):
 
     run(main())
     assert "ASGI callable should return None, but returned '42'." in caplog.text
+
+
+def test_header_shapes_and_the_validation_cache(monkeypatch):
+    from monoceros.protocols import cycle as cycle_module
+
+    monkeypatch.setattr(cycle_module, "_CHECKED", {})
+    monkeypatch.setattr(cycle_module, "_CHECKED_MAX", 4)
+
+    async def main() -> None:
+        for _ in range(2):  # the second time from the cache
+            cycle, sink, _ = make_cycle()
+            headers = [
+                [b"x-list", b"1"],
+                (bytearray(b"x-ba"), b"2"),
+                (b"Content-Length", b"0"),
+                (b"x-t", b"3"),
+            ]
+            await cycle.send({"type": "http.response.start", "status": 200, "headers": headers})
+            await cycle.send({"type": "http.response.body", "body": b""})
+            sent = sink.calls[0][2]
+            assert sent == [(b"x-list", b"1"), (b"x-ba", b"2"), (b"Content-Length", b"0"), (b"x-t", b"3")]
+            assert all(type(n) is bytes and type(v) is bytes for n, v in sent)
+        # Only plain tuples of bytes are remembered; the cache stays bounded.
+        assert set(cycle_module._CHECKED) == {(b"Content-Length", b"0"), (b"x-t", b"3")}
+        for i in range(10):
+            cycle, sink, _ = make_cycle()
+            await cycle.send({**START, "headers": [(b"x-n", b"%d" % i)]})
+        assert len(cycle_module._CHECKED) <= 4
+        # A bad header is never remembered: it fails every time.
+        for _ in range(2):
+            cycle, sink, _ = make_cycle()
+            with pytest.raises(ASGIMessageError):
+                await cycle.send({**START, "headers": [(b"x-bad", b"a\r\nb")]})
+        assert (b"x-bad", b"a\r\nb") not in cycle_module._CHECKED
+
+    run(main())
