@@ -11,6 +11,7 @@ import re
 import socket
 import subprocess
 import sys
+from pathlib import Path
 
 import click
 import httpx
@@ -446,3 +447,15 @@ def test_main_in_process(monkeypatch: pytest.MonkeyPatch, capsys: pytest.Capture
         monoceros.main.main(["x:app"])
     assert info.value.code == 130
     assert capsys.readouterr().err.strip() == "Error: Aborted."
+
+
+def test_example_hello_app(http_impl: str) -> None:
+    repo = Path(__file__).resolve().parent.parent
+    args = ["--http", http_impl, "--port", "0", "--app-dir", str(repo), "examples.hello:app"]
+    with Monoceros(args, app_dir=False) as proc:
+        r = httpx.get(proc.url())
+        assert r.status_code == 200 and r.text == "Hello, world!"
+        assert r.headers["content-type"] == "text/plain; charset=utf-8"
+        proc.signal()
+        assert proc.wait() == 0
+    assert any("ASGI 'lifespan' protocol appears unsupported." in line for line in proc.lines)
