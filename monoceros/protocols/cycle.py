@@ -311,6 +311,14 @@ class RequestCycle:
         else:
             raise ASGIMessageError(self._unexpected(mtype))
 
+    def nothing_sent(self) -> bool:
+        """True while no byte of the response reached the sink (no start, or
+        a head still held back): the carrier may still answer with an error."""
+        state = self.resp_state
+        if state is ResponseState.START:
+            return True
+        return state is ResponseState.BODY and self._pending_head is not None
+
     def _disconnected(self) -> bool:
         return self.req_state is RequestState.DISCONNECTED
 

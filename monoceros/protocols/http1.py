@@ -59,7 +59,7 @@ from urllib.parse import unquote
 from monoceros._types import Headers
 from monoceros.errors import RemoteProtocolError
 from monoceros.protocols.codecs import END_OF_MESSAGE, NEED_DATA, PAUSED, Data, make_codec
-from monoceros.protocols.cycle import RequestCycle, RequestState, ResponseState
+from monoceros.protocols.cycle import RequestCycle, RequestState
 from monoceros.protocols.headers import STATUS_PHRASES, Request
 from monoceros.protocols.utils import get_addresses
 
@@ -324,7 +324,7 @@ class HTTP11Protocol(asyncio.Protocol):
         cycle = self.cycle
         if cycle is not None:
             cycle.client_gone()
-        if cycle is None or cycle.resp_state is ResponseState.START:
+        if cycle is None or cycle.nothing_sent():
             self.transport.write(render_error(exc.status_hint, self.ctx.default_headers_h1))
         self.transport.close()
 

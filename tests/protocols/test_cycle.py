@@ -240,9 +240,12 @@ def test_client_gone():
 def test_known_body_goes_out_with_its_head_in_one_call():
     async def main() -> None:
         cycle, sink, logged = make_cycle()
+        assert cycle.nothing_sent()
         await cycle.send(START)
         assert sink.calls == []  # held back
+        assert cycle.nothing_sent()
         await cycle.send({"type": "http.response.body", "body": b"hello"})
+        assert not cycle.nothing_sent()
         assert sink.calls == [("head", 200, [(b"content-type", b"text/plain")], b"hello", True)]
         assert cycle.resp_state is ResponseState.DONE
         assert logged == [cycle] and cycle.response_bytes == 5
@@ -258,6 +261,7 @@ def test_a_head_left_waiting_is_flushed_on_the_next_loop_turn():
         await cycle.send(START)
         await settle()
         assert sink.calls == [("head", 200, [(b"content-type", b"text/plain")], b"", False)]
+        assert not cycle.nothing_sent()
         await cycle.send({"type": "http.response.body", "body": b"a", "more_body": True})
         await cycle.send({"type": "http.response.body", "body": b"", "more_body": True})  # nothing to send
         await cycle.send({"type": "http.response.body", "body": b"b"})
