@@ -10,19 +10,48 @@ It also decides the message framing (Content-Length or chunked), keep-alive
 and ``Expect: 100-continue``; because every ambiguous framing is refused
 here, the parser's own framing always agrees with ours.
 
+Division of labour.  Field *syntax* is not re-checked here, because both
+parsers already refuse it before a :class:`Request` exists (llhttp in strict
+mode, h11 with the additions of :mod:`.codecs`): field names are tokens, no
+whitespace before the colon, values hold no CTL but HTAB, no obs-fold, every
+line ends in CRLF, the head is within its size limits.  Repeating those
+regexes per header cost ~0.3 us a header; this function looks only at the
+fields that decide framing and routing.  Values arrive with leading
+whitespace removed and trailing whitespace kept (what llhttp produces); the
+codecs strip the trailing whitespace only after this check.
+
+The checks run in an order that reproduces what llhttp reports while it is
+still parsing (framing fields first, all 400), so a request with several
+faults gets the same status from both parsers.
+
 Where RFC 9112 lets a server choose, we choose the safe side:
 
 * several ``Content-Length`` fields, even with equal values, or a list value
-  (``5, 5``): 400 (RFC 9112 §6.3 allows merging equal values; we refuse).
+  (``5, 5``): 400 (RFC 9112 §6.3 item 5 allows merging equal values; we refuse).
+  More than 18 digits: 400.
 * ``Transfer-Encoding`` together with ``Content-Length``: 400, never "TE wins"
   (§6.3 item 3 allows processing it; refusing closes the smuggling door).
 * ``Transfer-Encoding`` on an HTTP/1.0 request: 400 (§6.1).
-* a transfer coding other than one final ``chunked``: 400 when ``chunked`` is
-  not last, 501 when an unknown coding precedes it (§6.1).
-* non-ASCII bytes in the request target: 400 (RFC 3986 has no raw octets).
+* more than one ``Transfer-Encoding`` field: 400 (even ``gzip`` then ``chunked``).
+* a transfer coding list whose last member is not ``chunked``, with
+  ``chunked`` twice, with an empty member or a character outside tokens and
+  list separators: 400 (§6.3 item 4 requires 400 when chunked is not final).
+  ``chunked`` preceded by other codings (``gzip, chunked``): 501 (§6.1: a
+  coding we do not implement).  ``chunked`` followed by a tab is refused like
+  llhttp does (it does not take a trailing HTAB as whitespace there).
+* a missing ``Host`` on HTTP/1.1 (and 1.2+), or more than one ``Host``, or a
+  ``Host`` value that is not a valid authority (userinfo included): 400
+  (RFC 9112 §3.2).
+* request target: origin-form with visible ASCII but ``#`` (a fragment is not
+  part of a request target, RFC 9112 §3.2); absolute-form only for
+  ``http``/``https`` with a plain authority (no userinfo, RFC 9110 §4.2.4);
+  ``*`` only for ``OPTIONS``; everything else 400.  Raw non-ASCII: 400.
 * methods: a token that llhttp also knows; anything else is 400, so that
   both parsers answer alike (llhttp cannot parse other methods).
 * ``CONNECT``: 501 (there is no ASGI mapping for a tunnel).
+* version: ``HTTP/1.0`` and ``HTTP/1.1``; ``HTTP/1.2``-``1.9`` are served as
+  1.1 (RFC 9110 §2.5); major version 0 (HTTP/0.9, a request line without a
+  version included) is 400, never answered as 0.9; majors 2-9 are 505.
 """
 
 from __future__ import annotations
@@ -34,11 +63,17 @@ from monoceros.errors import RemoteProtocolError
 
 _TOKEN = re.compile(rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 _BAD_VALUE = re.compile(rb"[\x00-\x08\x0a-\x1f\x7f]")
-_TARGET = re.compile(rb"[\x21-\x7e]+")
+# Visible ASCII without "#": origin-form path and query (RFC 3986 has no raw
+# octets; "#" starts a fragment, which a request target never carries).
+_TARGET = re.compile(rb"[\x21\x22\x24-\x7e]+")
+# http(s)://authority[/path][?query]; the authority without userinfo.
+_ABSOLUTE = re.compile(rb"https?://[A-Za-z0-9\-._~!$&'()*+,;=:\[\]%]+(?:[/?][\x21\x22\x24-\x7e]*)?")
 _HOST = re.compile(rb"[A-Za-z0-9\-._~!$&'()*+,;=:\[\]%]*")
 _DIGITS = re.compile(rb"[0-9]{1,18}")
+_CODING = re.compile(rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 
-# The methods llhttp (httptools' parser) recognises; see the module docstring.
+# The methods llhttp (httptools' parser) accepts in an HTTP/1.x request line;
+# see the module docstring.
 KNOWN_METHODS = frozenset(
     b"DELETE GET HEAD POST PUT CONNECT OPTIONS TRACE COPY LOCK MKCOL MOVE PROPFIND "
     b"PROPPATCH SEARCH UNLOCK BIND REBIND UNBIND ACL REPORT MKACTIVITY CHECKOUT MERGE "
@@ -93,100 +128,122 @@ class Request:
 
 
 def _connection_tokens(value: bytes) -> set[bytes]:
-    return {t.strip().lower() for t in value.split(b",")}
+    return {t.strip(b" \t").lower() for t in value.split(b",")}
+
+
+def _chunked_status(te: bytes) -> int:
+    """0 if ``te`` (one Transfer-Encoding value) means plain chunked, else the
+    status refusing it (see the module docstring)."""
+    if te.rstrip(b" ").lower() == b"chunked":  # llhttp's own rule: SP may follow, HTAB may not
+        return 0
+    codings = [c.strip(b" \t").lower() for c in te.split(b",")]
+    if codings == [b"chunked"]:
+        return 400  # "chunked<HTAB>": llhttp would not frame it as chunked
+    for coding in codings:
+        if _CODING.fullmatch(coding) is None:
+            return 400
+    if codings[-1] != b"chunked" or b"chunked" in codings[:-1]:
+        return 400
+    return 501
 
 
 def check_request(req: Request, max_request_line: int) -> Request:
     """Apply the strict rules of the module docstring to ``req`` and fill in
     its framing; raise :class:`RemoteProtocolError` with the status to send."""
+    # 1. The fields llhttp itself refuses while parsing (always 400), so that
+    # a request with several faults is refused alike by both parsers.
+    hosts = 0
+    host_ok = True
+    content_length = None
+    te: bytes | None = None
+    conn_tokens: set[bytes] | None = None
+    upgrade: bytes | None = None
+    for name, value in req.headers:
+        # Most headers are none of the ones below; test the first letter first.
+        c = name[0]
+        if c == 104 and name == b"host":  # h
+            hosts += 1
+            if _HOST.fullmatch(value.rstrip(b" \t")) is None:
+                host_ok = False
+        elif c == 99:  # c
+            if name == b"content-length":
+                if content_length is not None:
+                    raise RemoteProtocolError("more than one Content-Length", 400)
+                stripped = value.rstrip(b" \t")
+                if _DIGITS.fullmatch(stripped) is None:
+                    raise RemoteProtocolError("invalid Content-Length", 400)
+                content_length = int(stripped)
+            elif name == b"connection":
+                tokens = _connection_tokens(value)
+                conn_tokens = tokens if conn_tokens is None else conn_tokens | tokens
+        elif c == 116 and name == b"transfer-encoding":  # t
+            if te is not None:
+                raise RemoteProtocolError("more than one Transfer-Encoding", 400)
+            te = value
+        elif c == 101 and name == b"expect":  # e
+            if value.strip(b" \t").lower() == b"100-continue":
+                req.expect_continue = True
+        elif c == 117 and name == b"upgrade":  # u
+            upgrade = value.strip(b" \t").lower()
+    te_status = 0
+    if te is not None:
+        if content_length is not None:
+            raise RemoteProtocolError("both Transfer-Encoding and Content-Length", 400)
+        te_status = _chunked_status(te)
+        if te_status == 400:
+            raise RemoteProtocolError("the final transfer coding must be chunked", 400)
+
+    # 2. The request line.
     method = req.method
     if method not in KNOWN_METHODS:
         raise RemoteProtocolError(f"unknown method {method[:32]!r}", 400)
     target = req.target
     if len(target) > max_request_line:
         raise RemoteProtocolError("request target too long", 414)
-    if _TARGET.fullmatch(target) is None:
-        raise RemoteProtocolError("invalid characters in the request target", 400)
-    first = target[0]
-    if first != 47:  # b"/"
-        if target == b"*":
-            if method != b"OPTIONS":
-                raise RemoteProtocolError("asterisk-form is for OPTIONS only", 400)
-        elif method == b"CONNECT":
+    if target[:1] == b"/":
+        if method == b"CONNECT":
             raise RemoteProtocolError("CONNECT is not supported", 501)
-        elif not (target.startswith((b"http://", b"https://")) and len(target) > 8):
-            raise RemoteProtocolError("invalid request target", 400)
+        if _TARGET.fullmatch(target) is None:
+            raise RemoteProtocolError("invalid characters in the request target", 400)
+    elif target == b"*":
+        if method != b"OPTIONS":
+            raise RemoteProtocolError("asterisk-form is for OPTIONS only", 400)
     elif method == b"CONNECT":
         raise RemoteProtocolError("CONNECT is not supported", 501)
+    elif _ABSOLUTE.fullmatch(target) is None:
+        raise RemoteProtocolError("invalid request target", 400)
     version = req.http_version
     if version == b"1.1":
         keep_alive = True
     elif version == b"1.0":
         keep_alive = False
     elif version[:2] == b"1.":
-        keep_alive = True
+        keep_alive = True  # a later 1.x minor is served as 1.1
+    elif version[:2] == b"0.":
+        raise RemoteProtocolError("HTTP/0.9 is not supported", 400)
     else:
         raise RemoteProtocolError("HTTP version not supported", 505)
 
-    hosts = 0
-    content_length = None
-    te: bytes | None = None
-    conn_upgrade = False
-    upgrade: bytes | None = None
-    for name, value in req.headers:
-        if _TOKEN.fullmatch(name) is None:
-            raise RemoteProtocolError("invalid header name", 400)
-        if _BAD_VALUE.search(value) is not None:
-            raise RemoteProtocolError("invalid character in a header value", 400)
-        # Most headers are none of the ones below; test the first letter first.
-        c = name[0]
-        if c == 104 and name == b"host":  # h
-            hosts += 1
-            if _HOST.fullmatch(value.strip()) is None:
-                raise RemoteProtocolError("invalid Host header", 400)
-        elif c == 99:  # c
-            if name == b"content-length":
-                if content_length is not None:
-                    raise RemoteProtocolError("more than one Content-Length", 400)
-                stripped = value.strip()
-                if _DIGITS.fullmatch(stripped) is None:
-                    raise RemoteProtocolError("invalid Content-Length", 400)
-                content_length = int(stripped)
-            elif name == b"connection":
-                tokens = _connection_tokens(value)
-                if b"close" in tokens:
-                    keep_alive = False
-                elif b"keep-alive" in tokens:
-                    keep_alive = True
-                if b"upgrade" in tokens:
-                    conn_upgrade = True
-        elif c == 116 and name == b"transfer-encoding":  # t
-            if te is not None:
-                raise RemoteProtocolError("more than one Transfer-Encoding", 400)
-            te = value
-        elif c == 101 and name == b"expect":  # e
-            if value.strip().lower() == b"100-continue":
-                req.expect_continue = True
-        elif c == 117 and name == b"upgrade":  # u
-            upgrade = value.strip().lower()
-
-    if hosts != 1 and (hosts > 1 or version == b"1.1"):
+    # 3. The rest of the head.
+    if hosts != 1 and (hosts > 1 or version != b"1.0"):
         raise RemoteProtocolError("a request needs exactly one Host header", 400)
+    if not host_ok:
+        raise RemoteProtocolError("invalid Host header", 400)
     if te is not None:
         if version == b"1.0":
             raise RemoteProtocolError("Transfer-Encoding in an HTTP/1.0 request", 400)
-        if content_length is not None:
-            raise RemoteProtocolError("both Transfer-Encoding and Content-Length", 400)
-        codings = [c.strip().lower() for c in te.split(b",")]
-        if codings[-1] != b"chunked" or b"chunked" in codings[:-1]:
-            raise RemoteProtocolError("the final transfer coding must be chunked", 400)
-        if len(codings) > 1:
+        if te_status:
             raise RemoteProtocolError("unsupported transfer coding", 501)
         req.chunked = True
     req.content_length = content_length
+    if conn_tokens is not None:
+        if b"close" in conn_tokens:
+            keep_alive = False
+        elif b"keep-alive" in conn_tokens:
+            keep_alive = True
+        if b"upgrade" in conn_tokens:
+            req.upgrade = upgrade
     req.keep_alive = keep_alive
-    if conn_upgrade:
-        req.upgrade = upgrade
     return req
 
 
