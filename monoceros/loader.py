@@ -174,7 +174,7 @@ def import_app(config: Config) -> Callable[..., Any]:
     """Import (and, with ``factory``, call) the application; one line on failure."""
     from monoceros.importer import import_from_string
 
-    if config.app_dir is not None:
+    if config.app_dir is not None and config.app_dir not in sys.path:
         sys.path.insert(0, config.app_dir)
     app: Any = import_from_string(config.app)
     if config.factory:

@@ -342,6 +342,7 @@ class Server:
             return HTTP11Protocol(ctx)
 
         scheme = "https" if loaded.ssl else "http"
+        self.addresses = []
         if sockets:
             for sock in sockets:
                 server = await _serve_socket(loop, factory, sock, loaded, backlog)
