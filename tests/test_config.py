@@ -347,6 +347,13 @@ def test_interface_detection_corner_cases() -> None:
         def __await__(self):
             yield
 
+    class Unreadable:
+        def __call__(self, scope):
+            raise NotImplementedError
+
+        __call__.__signature__ = "not a signature"  # inspect.signature() raises
+
+    assert detect_interface(Unreadable()) == "asgi2"
     assert detect_interface(star_args) == "asgi2"
     assert detect_interface(asgi2) == "asgi2"
     assert detect_interface(min) == "asgi2"  # no signature to read
