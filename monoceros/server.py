@@ -256,7 +256,7 @@ class Server:
             StartupError: a listener could not be bound, or the application's
                 lifespan startup failed.
         """
-        with self._capture_signals():
+        with self.capture_signals():
             await self._serve(sockets)
 
     async def _serve(self, sockets: list[socket.socket] | None) -> None:
@@ -432,7 +432,9 @@ class Server:
                     )
 
     @contextlib.contextmanager
-    def _capture_signals(self) -> Iterator[None]:
+    def capture_signals(self) -> Iterator[None]:
+        """Route SIGINT/SIGTERM to :meth:`handle_exit` while serving (uvicorn's
+        name: a subclass that embeds the server may override it)."""
         # Signal handlers can only be set in the main thread.
         if threading.current_thread() is not threading.main_thread():
             yield
