@@ -38,9 +38,11 @@ may be ``max_request_line`` bytes, else 414.  The head (request line to the
 empty line included, leading empty lines excluded) may be ``max_head`` bytes,
 else 431.  A bare CR or LF in the head is 400.  Whichever of the three the
 byte stream reaches first decides, however the bytes are split into reads.
-Inside a chunked body, framing that carries no data (size lines with their
-extensions, the trailer section) is held to about ``max_head`` bytes between
-two pieces of data, else 431.
+Inside a chunked body, a trailer section over ``max_head`` bytes, and
+framing without data (a chunk-size line with its extensions, a trailer
+section) still incomplete after about ``max_head`` bytes are answered 431;
+llhttp's side counts these from callbacks and reads, so the exact threshold
+may differ by a few bytes between the parsers.
 
 httptools (llhttp) is fed the exact head, then the body up to the end of the
 message: for Content-Length the count is known; a chunked message always ends
@@ -398,6 +400,7 @@ class HttpToolsCodec(_Codec):
     def on_headers_complete(self) -> None:
         if self._synthetic:
             self._synthetic = False
+            self._headers = []
             return
         parser = self._parser
         method = parser.get_method()
@@ -430,6 +433,9 @@ class HttpToolsCodec(_Codec):
     def on_message_complete(self) -> None:
         if self._resume_body:
             return  # not the end: llhttp skipped the body (see _feed)
+        trailers = self._headers
+        if trailers and sum(len(n) + len(v) + 4 for n, v in trailers) + 2 > self._max_head:
+            raise RemoteProtocolError("trailer section too large", 431)
         if not self._last and not self._parser.should_keep_alive():
             # llhttp stops at a message it considers final (e.g. a trailer
             # said "Connection: close"); as we keep the connection, the next
@@ -644,7 +650,7 @@ class H11Codec(_Codec):
             state = self._chunk
             if state is _Chunk.DATA:
                 size = min(self._remaining, n - pos)
-                events.append(Data(data[pos : pos + size]))
+                events.append(Data(data if size == n else data[pos : pos + size]))
                 pos += size
                 self._quiet = 0
                 self._remaining -= size
@@ -680,9 +686,6 @@ class H11Codec(_Codec):
                 line = data[pos:end]
                 pos = end + 2
                 self._quiet += len(line) + 2
-                if self._quiet > self._max_head:
-                    self._fail(RemoteProtocolError("chunk framing or trailers too large", 431))
-                    return pos
                 if state is _Chunk.SIZE:
                     match = _CHUNK_LINE.fullmatch(line)
                     if match is None:
@@ -695,6 +698,10 @@ class H11Codec(_Codec):
                         self._chunk = _Chunk.DATA
                     else:
                         self._chunk = _Chunk.TRAILER
+                        self._quiet = 0  # from here: the trailer section
+                elif self._quiet > self._max_head:
+                    self._fail(RemoteProtocolError("trailer section too large", 431))
+                    return pos
                 elif line:
                     match = _FIELD_LINE.fullmatch(line)
                     if match is None or match[1].lower() in _FRAMING_FIELDS:
