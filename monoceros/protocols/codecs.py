@@ -570,6 +570,7 @@ class H11Codec(_Codec):
         self._remaining = 0  # Content-Length bytes, or bytes left in a chunk
         self._chunk = _Chunk.SIZE
         self._quiet = 0  # chunked framing bytes since the last piece of data
+        self._checked = 0  # length of the partial line last checked
 
     def _head(self, head: bytes) -> None:
         pairs = head.count(b"\r\n")
@@ -640,9 +641,12 @@ class H11Codec(_Codec):
         return self._chunks(data)
 
     def _chunks(self, data: bytes) -> int:
-        """Decode chunked framing from ``data``; return the bytes consumed
-        (a partial line is left for the next read, after checking that it can
-        still become valid: llhttp refuses at the first wrong byte)."""
+        """Decode chunked framing from ``data``; return the bytes consumed.
+
+        A partial line is left for the next read, after checking that it can
+        still become valid: llhttp refuses at the first wrong byte.  (Lines
+        over 256 bytes are re-checked only when they have doubled, so that a
+        line trickled in byte by byte costs O(n), not O(n²).)"""
         pos = 0
         n = len(data)
         events = self._events
@@ -669,6 +673,12 @@ class H11Codec(_Codec):
                 end = data.find(b"\r\n", pos)
                 if end < 0:
                     partial = data[pos:]
+                    if self._quiet + len(partial) > self._max_head:
+                        self._fail(RemoteProtocolError("chunk framing or trailers too large", 431))
+                        return pos
+                    if len(partial) > 256 and len(partial) < 2 * self._checked:
+                        break  # a long partial line is re-checked as it doubles: O(n) in all
+                    self._checked = len(partial)
                     if state is _Chunk.SIZE:
                         ok = _CHUNK_PREFIX.fullmatch(partial) is not None
                         digits = _HEX.match(partial)
@@ -679,10 +689,8 @@ class H11Codec(_Codec):
                         ok = match is not None and (match[2] or b"").lower() not in _FRAMING_FIELDS
                     if not ok:
                         return self._bad("invalid chunk framing")
-                    if self._quiet + len(partial) > self._max_head:
-                        self._fail(RemoteProtocolError("chunk framing or trailers too large", 431))
-                        return pos
                     break
+                self._checked = 0
                 line = data[pos:end]
                 pos = end + 2
                 self._quiet += len(line) + 2

@@ -24,8 +24,17 @@ The checks run in an order that reproduces what llhttp reports while it is
 still parsing (framing fields first, all 400), so a request with several
 faults gets the same status from both parsers.
 
-Where RFC 9112 lets a server choose, we choose the safe side:
+Where RFC 9112 lets a server choose, we choose the safe side (the full list,
+with the status of every refusal, is docs/strict-http.md):
 
+* a bare LF (or CR) as a line end: 400 (§2.2 allows accepting a bare LF; a
+  proxy that disagrees about line ends disagrees about message ends).  The
+  codecs enforce it, before the parser sees the head.
+* empty lines before a request line: any number of CR/LF bytes is ignored
+  (§2.2: SHOULD ignore at least one).  This is what llhttp does, also for
+  pipelined requests it parses itself, so the h11 codec does the same.
+* obs-fold and whitespace-only lines: 400 (§5.2 allows refusing), as is
+  whitespace between a field name and its colon (§5.1 requires it).
 * several ``Content-Length`` fields, even with equal values, or a list value
   (``5, 5``): 400 (RFC 9112 §6.3 item 5 allows merging equal values; we refuse).
   More than 18 digits: 400.
@@ -91,11 +100,13 @@ def validate_header(name: bytes, value: bytes) -> bool:
 class Request:
     """A request head as a parser produced it, completed by :func:`check_request`.
 
-    ``headers`` hold lower-cased names and raw values, in arrival order,
-    duplicates kept.  The framing attributes (``content_length``, ``chunked``,
-    ``keep_alive``, ``expect_continue``, ``upgrade``) are filled in by
-    :func:`check_request`.  A plain slotted class rather than a frozen
-    dataclass: one is built per request, and frozen construction costs 3x.
+    ``headers`` hold lower-cased names and values, in arrival order,
+    duplicates kept; a value has no leading whitespace, and its trailing
+    whitespace is removed by the codec after :func:`check_request`.  The
+    framing attributes (``content_length``, ``chunked``, ``keep_alive``,
+    ``expect_continue``, ``upgrade``) are filled in by :func:`check_request`.
+    A plain slotted class rather than a frozen dataclass: one is built per
+    request, and frozen construction costs 3x.
     """
 
     __slots__ = (
