@@ -93,6 +93,7 @@ BAD: list[Bad] = [
         head(b"CONNECT example.com:443 HTTP/1.1", b"Host: example.com:443"),
         501,
     ),
+    Bad("rfc9112-3.2.3-connect-with-origin-form-is-501", head(b"CONNECT / HTTP/1.1", HOST), 501),
     Bad("rfc9112-3.2.4-asterisk-form-with-get", get(line=b"GET * HTTP/1.1")),
     Bad("rfc9112-3.2-missing-host", head(b"GET / HTTP/1.1")),
     Bad("rfc9112-3.2-missing-host-http-1.2", head(b"GET / HTTP/1.2")),
@@ -260,6 +261,17 @@ GOOD: list[Good] = [
         + b"3\r\nabc\r\n0\r\n\r\n"
         + get(line=b"GET /4 HTTP/1.1"),
         ((b"GET", b"/1", b""), (b"POST", b"/2", b"hello"), (b"POST", b"/3", b"abc"), (b"GET", b"/4", b"")),
+    ),
+    Good(
+        "rfc9110-7.8-upgrade-request-not-taken",
+        get(b"Connection: Upgrade", b"Upgrade: websocket", line=b"GET /ws HTTP/1.1")
+        + get(line=b"GET /after HTTP/1.1"),
+        ((b"GET", b"/ws", b""), (b"GET", b"/after", b"")),
+    ),
+    Good(
+        "rfc9110-10.1.1-unknown-expectation-is-ignored",
+        get(b"Expect: something", b"Content-Length: 2") + b"ab",
+        ((b"GET", b"/", b"ab"),),
     ),
     Good(
         "rfc9110-7.8-upgrade-request-with-a-body",

@@ -134,15 +134,14 @@ _MAX_CHUNK_SIZE = 0xFFFF_FFFF_FFFF_FFFF  # llhttp keeps chunk sizes in 64 bits
 
 def _first_bare(buf: bytes, start: int, stop: int) -> int:
     """Bytes needed to see the first bare CR or LF in ``buf[start:stop]``
-    (0 if none): a bare LF is seen with itself, a bare CR with the next byte."""
+    (the caller knows there is one): a bare LF is seen with itself, a bare CR
+    with the next byte."""
     i = start
     while True:
         cr = buf.find(b"\r", i, stop)
         lf = buf.find(b"\n", i, stop)
         if lf >= 0 and (cr < 0 or lf < cr):
             return lf + 1
-        if cr < 0:
-            return 0
         if cr + 1 < stop and buf[cr + 1] == 10:
             i = cr + 2
             continue
@@ -619,15 +618,15 @@ class H11Codec(_Codec):
         if status == 501:
             # h11 answers 501 to any Transfer-Encoding but a lone "chunked";
             # llhttp parses the list, and check_request judges it (400 for
-            # most, 501 only for codings before a final chunked).
-            line = head[: head.find(b"\r\n")].split(b" ")
-            if len(line) == 3:
-                req = Request(line[0], line[1], line[2][5:], _raw_fields(head))
-                try:
-                    check_request(req, self._max_line)
-                except RemoteProtocolError as error:
-                    self._fail(error)
-                    return
+            # most, 501 only for codings before a final chunked).  h11 got as
+            # far as the fields, so the request line is well formed.
+            method, target, version = head[: head.find(b"\r\n")].split(b" ")
+            req = Request(method, target, version[5:], _raw_fields(head))
+            try:
+                check_request(req, self._max_line)
+            except RemoteProtocolError as error:
+                self._fail(error)
+                return
         self._fail(RemoteProtocolError(f"malformed request: {exc}", status))
 
     def _body(self, data: bytes) -> int:

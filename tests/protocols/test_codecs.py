@@ -25,7 +25,7 @@ from monoceros.protocols.codecs import (
     HttpToolsCodec,
     make_codec,
 )
-from monoceros.protocols.headers import Request
+from monoceros.protocols.headers import Request, check_request
 
 CODECS = [HttpToolsCodec, H11Codec]
 MAX_HEAD = 16384
@@ -295,6 +295,7 @@ def test_pipelined_request_waits_for_start_next_cycle(codec_cls):
     assert isinstance(first, Request) and first.target == b"/1"
     assert codec.next_event() is END_OF_MESSAGE
     assert codec.next_event() is PAUSED  # /2 is buffered, not parsed
+    assert repr(PAUSED) == "PAUSED"
     assert codec.trailing_data().startswith(b"GET /2")
     codec.start_next_cycle()
     second = codec.next_event()
@@ -318,3 +319,35 @@ def test_error_stays_the_answer(codec_cls):
 def test_make_codec_names():
     assert isinstance(make_codec("httptools", MAX_HEAD, MAX_LINE), HttpToolsCodec)
     assert isinstance(make_codec("h11", MAX_HEAD, MAX_LINE), H11Codec)
+
+
+@pytest.mark.parametrize("codec_cls", CODECS)
+def test_bytes_after_a_close_request_are_dropped(codec_cls):
+    codec = codec_cls(MAX_HEAD, MAX_LINE)
+    codec.receive_data(get(b"Connection: close"))
+    req = codec.next_event()
+    assert isinstance(req, Request) and not req.keep_alive
+    assert repr(req) == "<Request b'GET' b'/' HTTP/1.1>"
+    assert codec.next_event() is END_OF_MESSAGE
+    codec.receive_data(SMUGGLED)  # after the message: never parsed, not even kept
+    assert codec.next_event() is NEED_DATA and codec.trailing_data() == b""
+    codec.start_next_cycle()  # (the connection would close instead) nothing more comes
+    assert codec.next_event() is CLOSED and codec.next_event() is CLOSED
+
+
+@pytest.mark.parametrize("codec_cls", CODECS)
+def test_closed_stays_closed(codec_cls):
+    codec = codec_cls(MAX_HEAD, MAX_LINE)
+    codec.receive_data(b"")
+    assert codec.next_event() is CLOSED
+    codec.receive_data(get())
+    assert codec.next_event() is CLOSED
+    codec.start_next_cycle()
+    assert codec.next_event() is CLOSED
+
+
+def test_check_request_bounds_the_target_itself():
+    # the codecs bound the whole request line first; check_request holds its own line
+    with pytest.raises(RemoteProtocolError) as info:
+        check_request(Request(b"GET", b"/" + b"a" * 100, b"1.1", [(b"host", b"a")]), 100)
+    assert info.value.status_hint == 414
