@@ -96,6 +96,7 @@ BAD: list[Bad] = [
     Bad("rfc9112-3.2.3-connect-with-origin-form-is-501", head(b"CONNECT / HTTP/1.1", HOST), 501),
     Bad("rfc9112-3.2.4-asterisk-form-with-get", get(line=b"GET * HTTP/1.1")),
     Bad("rfc9112-3.2-missing-host", head(b"GET / HTTP/1.1")),
+    Bad("rfc9112-3.2-missing-host-before-connect-501", head(b"CONNECT example.com:443 HTTP/1.1")),
     Bad("rfc9112-3.2-missing-host-http-1.2", head(b"GET / HTTP/1.2")),
     Bad("rfc9112-3.2-two-hosts", get(b"Host: example.org")),
     Bad("rfc9112-3.2-two-hosts-http-1.0", head(b"GET / HTTP/1.0", HOST, HOST)),
@@ -169,6 +170,10 @@ BAD: list[Bad] = [
     Bad("rfc9112-6.3-space-inside-content-length", get(b"Content-Length: 1 1") + b"x"),
     Bad("rfc9112-6.3-content-length-of-19-digits", get(b"Content-Length: 1000000000000000000")),
     Bad("rfc9112-6.3-content-length-overflow", get(b"Content-Length: 99999999999999999999999")),
+    Bad(
+        "rfc9112-6.3-framing-fault-before-version-505",
+        get(b"Content-Length: 1", b"Content-Length: 1", line=b"GET / HTTP/2.0") + b"x",
+    ),
     # -- §7.1 chunked transfer coding (the head is valid: the app sees the request) ------
     Bad("rfc9112-7.1-chunk-size-0x-prefix", chunked(b"0x5\r\nhello\r\n0\r\n\r\n"), in_body=True),
     Bad("rfc9112-7.1-chunk-size-negative", chunked(b"-5\r\nhello\r\n0\r\n\r\n"), in_body=True),

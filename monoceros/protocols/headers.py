@@ -20,9 +20,9 @@ fields that decide framing and routing.  Values arrive with leading
 whitespace removed and trailing whitespace kept (what llhttp produces); the
 codecs strip the trailing whitespace only after this check.
 
-The checks run in an order that reproduces what llhttp reports while it is
-still parsing (framing fields first, all 400), so a request with several
-faults gets the same status from both parsers.
+The checks run in an order that reproduces what the parsers report while
+still parsing (framing fields and Host first, all 400), so a request with
+several faults gets the same status from both parsers.
 
 Where RFC 9112 lets a server choose, we choose the safe side (the full list,
 with the status of every refusal, is docs/strict-http.md):
@@ -161,8 +161,8 @@ def _chunked_status(te: bytes) -> int:
 def check_request(req: Request, max_request_line: int) -> Request:
     """Apply the strict rules of the module docstring to ``req`` and fill in
     its framing; raise :class:`RemoteProtocolError` with the status to send."""
-    # 1. The fields llhttp itself refuses while parsing (always 400), so that
-    # a request with several faults is refused alike by both parsers.
+    # 1. The fields the parsers themselves refuse while parsing (always 400),
+    # so that a request with several faults is refused alike by both.
     hosts = 0
     host_ok = True
     content_length = None
@@ -196,6 +196,11 @@ def check_request(req: Request, max_request_line: int) -> Request:
                 req.expect_continue = True
         elif c == 117 and name == b"upgrade":  # u
             upgrade = value.strip(b" \t").lower()
+    # h11 counts Host fields while parsing, so this belongs here too.
+    if hosts != 1 and (hosts > 1 or req.http_version != b"1.0"):
+        raise RemoteProtocolError("a request needs exactly one Host header", 400)
+    if not host_ok:
+        raise RemoteProtocolError("invalid Host header", 400)
     te_status = 0
     if te is not None:
         if content_length is not None:
@@ -236,10 +241,6 @@ def check_request(req: Request, max_request_line: int) -> Request:
         raise RemoteProtocolError("HTTP version not supported", 505)
 
     # 3. The rest of the head.
-    if hosts != 1 and (hosts > 1 or version != b"1.0"):
-        raise RemoteProtocolError("a request needs exactly one Host header", 400)
-    if not host_ok:
-        raise RemoteProtocolError("invalid Host header", 400)
     if te is not None:
         if version == b"1.0":
             raise RemoteProtocolError("Transfer-Encoding in an HTTP/1.0 request", 400)
