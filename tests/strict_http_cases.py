@@ -93,6 +93,7 @@ BAD: list[Bad] = [
         head(b"CONNECT example.com:443 HTTP/1.1", b"Host: example.com:443"),
         501,
     ),
+    Bad("rfc9112-3.2.3-connect-with-invalid-authority", head(b"CONNECT exa#mple.com:443 HTTP/1.1", HOST)),
     Bad("rfc9112-3.2.3-connect-with-origin-form-is-501", head(b"CONNECT / HTTP/1.1", HOST), 501),
     Bad("rfc9112-3.2.4-asterisk-form-with-get", get(line=b"GET * HTTP/1.1")),
     Bad("rfc9112-3.2-missing-host", head(b"GET / HTTP/1.1")),

@@ -77,6 +77,8 @@ _BAD_VALUE = re.compile(rb"[\x00-\x08\x0a-\x1f\x7f]")
 _TARGET = re.compile(rb"[\x21\x22\x24-\x7e]+")
 # http(s)://authority[/path][?query]; the authority without userinfo.
 _ABSOLUTE = re.compile(rb"https?://[A-Za-z0-9\-._~!$&'()*+,;=:\[\]%]+(?:[/?][\x21\x22\x24-\x7e]*)?")
+# What llhttp accepts before the first "/" or "?" of a CONNECT target.
+_CONNECT_TARGET = re.compile(rb'[^"#<>\\^`{|}/?]*(?:[/?]|$)')
 _HOST = re.compile(rb"[A-Za-z0-9\-._~!$&'()*+,;=:\[\]%]*")
 _DIGITS = re.compile(rb"[0-9]{1,18}")
 _CODING = re.compile(rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
@@ -216,16 +218,18 @@ def check_request(req: Request, max_request_line: int) -> Request:
     target = req.target
     if len(target) > max_request_line:
         raise RemoteProtocolError("request target too long", 414)
+    if method == b"CONNECT":
+        # llhttp parses a CONNECT target as an authority and refuses some
+        # characters in it; those are 400, the rest 501 (not supported).
+        if _CONNECT_TARGET.match(target) is None:
+            raise RemoteProtocolError("invalid CONNECT target", 400)
+        raise RemoteProtocolError("CONNECT is not supported", 501)
     if target[:1] == b"/":
-        if method == b"CONNECT":
-            raise RemoteProtocolError("CONNECT is not supported", 501)
         if _TARGET.fullmatch(target) is None:
             raise RemoteProtocolError("invalid characters in the request target", 400)
     elif target == b"*":
         if method != b"OPTIONS":
             raise RemoteProtocolError("asterisk-form is for OPTIONS only", 400)
-    elif method == b"CONNECT":
-        raise RemoteProtocolError("CONNECT is not supported", 501)
     elif _ABSOLUTE.fullmatch(target) is None:
         raise RemoteProtocolError("invalid request target", 400)
     version = req.http_version
