@@ -69,6 +69,8 @@ BAD: list[Bad] = [
     Bad("rfc9112-2.3-version-without-dot", get(line=b"GET / HTTP/11")),
     # -- §3 request line --------------------------------------------------------------
     Bad("rfc9112-3-unknown-method", get(line=b"FOO / HTTP/1.1")),
+    Bad("rfc9112-3-pri-method", get(line=b"PRI / HTTP/1.1")),
+    Bad("rfc9113-3.4-http2-preface-on-http1", b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"),
     Bad("rfc9112-3-lowercase-method", get(line=b"get / HTTP/1.1")),
     Bad("rfc9112-3-delimiter-in-method", get(line=b"G(T / HTTP/1.1")),
     Bad("rfc9112-3-two-spaces-before-target", get(line=b"GET  / HTTP/1.1")),

@@ -450,6 +450,10 @@ class HttpToolsCodec(_Codec):
         self._head_bytes = head
         self._feed(head)
         self._head_bytes = b""
+        if self._phase is _Phase.HEAD:
+            # A whole head that llhttp neither completed nor refused: it waits
+            # for more ("PRI ... HTTP/x.y" expects the HTTP/2 preface).
+            self._fail(RemoteProtocolError("malformed request head", 400))
 
     def _body(self, data: bytes) -> int:
         if not self._chunked:

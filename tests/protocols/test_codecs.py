@@ -351,3 +351,9 @@ def test_check_request_bounds_the_target_itself():
     with pytest.raises(RemoteProtocolError) as info:
         check_request(Request(b"GET", b"/" + b"a" * 100, b"1.1", [(b"host", b"a")]), 100)
     assert info.value.status_hint == 414
+
+
+def test_a_head_llhttp_would_sit_on_is_refused_at_once():
+    # llhttp waits for the rest of the HTTP/2 preface after "PRI ... \r\n\r\n"
+    assert both(b"PRI * HTTP/2.0\r\n\r\n", eof=False) == [("error", 400)]
+    assert both(b"PRI / HTTP/1.1\r\n\r\n", eof=False) == [("error", 400)]
