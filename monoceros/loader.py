@@ -261,10 +261,8 @@ def wrap_app(app: Any, interface: str, config: Config, allow_ips: list[str]) -> 
         app = WSGIMiddleware(app)
     if asgi_logger.isEnabledFor(TRACE):
         app = TraceMessages(app)
-    if config.proxy_headers:
-        from monoceros.middleware.proxy_headers import ProxyHeadersMiddleware
-
-        app = ProxyHeadersMiddleware(app, trusted_hosts=allow_ips)
+    # Proxy headers are applied by the server itself (ServerContext.proxy):
+    # trust is decided once per connection, not per request.
     return cast(ASGIApp, app)
 
 

@@ -36,6 +36,7 @@ from typing import TYPE_CHECKING, Any, cast
 from monoceros.config import BindSpec, Config, LoadedConfig
 from monoceros.errors import StartupError
 from monoceros.lifespan import Lifespan
+from monoceros.middleware.proxy_headers import ProxyHeadersMiddleware
 
 if TYPE_CHECKING:
     from monoceros.protocols.cycle import RequestCycle
@@ -71,8 +72,11 @@ class ServerContext:
         self.date_header = config.date_header
         self.base_headers = loaded.default_headers
         self.state: dict[str, Any] = {}
+        self.proxy: ProxyHeadersMiddleware | None = None
+        if config.proxy_headers:
+            self.proxy = ProxyHeadersMiddleware(self.app, trusted_hosts=loaded.forwarded_allow_ips)
         self.connections: set[HTTP11Protocol] = set()
-        self._active = 0
+        self.active = 0  # application calls running
         self.requests = 0
         self.accepting = True
         # Set while draining: woken whenever a connection closes or an app
@@ -87,14 +91,9 @@ class ServerContext:
         self.default_headers_h1 = b""
         self.refresh_headers()
 
-    @property
-    def active(self) -> int:
-        """Application calls running (a call may outlive its response)."""
-        return self._active
-
-    @active.setter
-    def active(self, value: int) -> None:
-        self._active = value
+    def app_call_ended(self) -> None:
+        """An application call ended (it may have outlived its response)."""
+        self.active -= 1
         if self.drain_changed is not None:
             self.drain_changed.set()
 
@@ -136,9 +135,9 @@ class ServerContext:
             while self.connections:
                 changed.clear()
                 await changed.wait()
-        if self._active:
+        if self.active:
             logger.info("Waiting for background tasks to complete. (CTRL+C to force quit)")
-            while self._active:
+            while self.active:
                 changed.clear()
                 await changed.wait()
 

@@ -316,10 +316,15 @@ class ProxyHeadersMiddleware:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Rewrite the scope if the peer is trusted, then call the app."""
         if scope["type"] in _WWW_SCOPES and self.trusted_hosts.trusts_peer(scope):
-            self._rewrite(scope)
+            self.rewrite(scope)
         await self.app(scope, receive, send)
 
-    def _rewrite(self, scope: Scope) -> None:
+    def rewrite(self, scope: Scope) -> None:
+        """Apply the proxy headers of ``scope`` (whose peer is trusted).
+
+        The server calls this directly (no extra coroutine per request), having
+        decided once per connection whether the peer is trusted.
+        """
         found: dict[bytes, list[bytes]] | None = None
         for name, value in scope["headers"]:
             if name in _PROXY_HEADERS:

@@ -106,6 +106,10 @@ Event = Request | Data | _Marker
 class H1Codec(Protocol):
     """What :class:`~monoceros.protocols.http1.HTTP11Protocol` needs of a parser."""
 
+    #: Events parsed and not yet taken; ``next_event()`` pops these first
+    #: (the connection pops them itself on its hot path).
+    events: deque[Event]
+
     def receive_data(self, data: bytes) -> None:
         """Feed bytes; ``b""`` means the peer closed its side."""
 
@@ -160,7 +164,7 @@ class _Codec:
     def __init__(self, max_head_size: int, max_request_line: int) -> None:
         self._max_head = max_head_size
         self._max_line = max_request_line
-        self._events: deque[Event] = deque()
+        self.events: deque[Event] = deque()
         self._error: RemoteProtocolError | None = None
         self._phase = _Phase.HEAD
         self._pending = b""  # received, not yet given to the parser
@@ -187,7 +191,7 @@ class _Codec:
             self._pump()
 
     def next_event(self) -> Event:
-        events = self._events
+        events = self.events
         if events:
             return events.popleft()
         if self._error is not None:
@@ -208,7 +212,8 @@ class _Codec:
                 return
             self._phase = _Phase.HEAD
             self._req = None
-            self._pump()
+            if self._pending or self._eof:
+                self._pump()
 
     def trailing_data(self) -> bytes:
         return self._pending
@@ -248,7 +253,7 @@ class _Codec:
         if self._eof and self._phase is not _Phase.CLOSED and self._phase is not _Phase.PAUSED:
             if self._phase is _Phase.HEAD and not self._pending:
                 self._phase = _Phase.CLOSED
-                self._events.append(CLOSED)
+                self.events.append(CLOSED)
             else:
                 self._fail(RemoteProtocolError("connection closed in the middle of a request", 400))
 
@@ -333,10 +338,10 @@ class _Codec:
             req.headers = _strip_values(req.headers)
         self._req = req
         self._last = not req.keep_alive
-        self._events.append(req)
+        self.events.append(req)
 
     def _message_done(self) -> None:
-        self._events.append(END_OF_MESSAGE)
+        self.events.append(END_OF_MESSAGE)
         self._phase = _Phase.PAUSED
         if self._last:
             self._pending = b""
@@ -371,6 +376,23 @@ class HttpToolsCodec(_Codec):
         self._renew = False  # llhttp will not take another message: new parser
         self._resume_body = False  # llhttp skipped the body of an upgrade request
         self._synthetic = False  # parsing our own head to resume such a body
+
+    def receive_data(self, data: bytes) -> None:
+        # The usual read is exactly one whole head (a keep-alive GET): give it
+        # to the parser at once; this is what _pump and _scan_head would
+        # decide, without their generality.
+        if self._phase is _Phase.HEAD and not self._pending:
+            n = len(data)
+            if (
+                4 <= n < self._max_line + 2
+                and n <= self._max_head
+                and data[0] != 13
+                and data[0] != 10
+                and data.find(b"\r\n\r\n") == n - 4
+            ):
+                self._head(data)
+                return
+        super().receive_data(data)
 
     def _new_parser(self) -> Any:
         parser = self._httptools.HttpRequestParser(self)
@@ -426,7 +448,7 @@ class HttpToolsCodec(_Codec):
             self._resume_body = True
 
     def on_body(self, body: bytes) -> None:
-        self._events.append(Data(body))
+        self.events.append(Data(body))
         self._got_body = True
 
     def on_message_complete(self) -> None:
@@ -637,7 +659,7 @@ class H11Codec(_Codec):
         if not self._chunked:
             size = min(self._remaining, len(data))
             self._remaining -= size
-            self._events.append(Data(data if size == len(data) else data[:size]))
+            self.events.append(Data(data if size == len(data) else data[:size]))
             if not self._remaining:
                 self._message_done()
             return size
@@ -652,7 +674,7 @@ class H11Codec(_Codec):
         line trickled in byte by byte costs O(n), not O(n²).)"""
         pos = 0
         n = len(data)
-        events = self._events
+        events = self.events
         while pos < n:
             state = self._chunk
             if state is _Chunk.DATA:

@@ -387,7 +387,13 @@ class RequestCycle:
         self.body_allowed = status not in _NO_BODY_STATUS and self.method != "HEAD"
         self.resp_state = ResponseState.BODY
         self._pending_head = (status, checked)
-        self.ctx.loop.call_soon(self._flush_head)
+        if content_length is None:
+            # Without a Content-Length the body may be streamed, and the app
+            # may await anything before its first chunk: flush the head on
+            # the next loop turn.  With one, the body is on its way (that is
+            # what frameworks send): it carries the head in the same write,
+            # and a head-only flush would only cost a timer handle.
+            self.ctx.loop.call_soon(self._flush_head)
 
     def _flush_head(self) -> None:
         """Send a head the app left waiting (it awaited between start and body)."""

@@ -80,6 +80,8 @@ _ABSOLUTE = re.compile(rb"https?://[A-Za-z0-9\-._~!$&'()*+,;=:\[\]%]+(?:[/?][\x2
 # What llhttp accepts before the first "/" or "?" of a CONNECT target.
 _CONNECT_TARGET = re.compile(rb'[^"#<>\\^`{|}/?]*(?:[/?]|$)')
 _HOST = re.compile(rb"[A-Za-z0-9\-._~!$&'()*+,;=:\[\]%]*")
+# Host values already found valid: a server sees the same few again and again.
+_GOOD_HOSTS: set[bytes] = set()
 _DIGITS = re.compile(rb"[0-9]{1,18}")
 _CODING = re.compile(rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 
@@ -176,8 +178,11 @@ def check_request(req: Request, max_request_line: int) -> Request:
         c = name[0]
         if c == 104 and name == b"host":  # h
             hosts += 1
-            if _HOST.fullmatch(value.rstrip(b" \t")) is None:
-                host_ok = False
+            if value not in _GOOD_HOSTS:
+                if _HOST.fullmatch(value.rstrip(b" \t")) is None:
+                    host_ok = False
+                elif len(_GOOD_HOSTS) < 256:  # a server sees few Host values
+                    _GOOD_HOSTS.add(value)
         elif c == 99:  # c
             if name == b"content-length":
                 if content_length is not None:

@@ -143,6 +143,12 @@ class HTTP11Protocol(asyncio.Protocol):
         # request is parsed inside the previous app's send(), and the
         # transport's callbacks take the context of whoever resumed reading.
         self.context = contextvars.copy_context()
+        # Whether the peer may set proxy headers is decided once per connection.
+        proxy = ctx.proxy
+        peer = {"client": self.client, "server": self.server}
+        if proxy is not None and not proxy.trusted_hosts.trusts_peer(peer):
+            proxy = None
+        self.proxy = proxy
         ctx.connections.add(self)
         self.deadline = ctx.loop.time() + ctx.timeout_request_header
 
@@ -211,12 +217,16 @@ class HTTP11Protocol(asyncio.Protocol):
     # -- the event loop of the connection ------------------------------------------
     def _process(self) -> None:
         codec = self.codec
+        events = codec.events  # what next_event() would pop first, without the call
         while self.state is not ConnState.CLOSING:
-            try:
-                event = codec.next_event()
-            except RemoteProtocolError as exc:
-                self.fail(exc)
-                return
+            if events:
+                event = events.popleft()
+            else:
+                try:
+                    event = codec.next_event()
+                except RemoteProtocolError as exc:
+                    self.fail(exc)
+                    return
             t = type(event)
             if t is Data:
                 self._on_data(event.data)  # type: ignore[union-attr]
@@ -285,6 +295,8 @@ class HTTP11Protocol(asyncio.Protocol):
             "headers": req.headers,
             "state": ctx.state.copy(),
         }
+        if self.proxy is not None:
+            self.proxy.rewrite(scope)
         body_expected = req.chunked or bool(req.content_length)
         cycle = self.cycle = RequestCycle(
             ctx, self, scope, method, body_expected, req.expect_continue, req.keep_alive
@@ -413,7 +425,7 @@ class HTTP11Protocol(asyncio.Protocol):
 
     def cycle_done(self, cycle: RequestCycle) -> None:
         ctx = self.ctx
-        ctx.active -= 1
+        ctx.app_call_ended()
         if ctx.limit_max_requests is not None and ctx.requests >= ctx.limit_max_requests:
             ctx.max_requests_reached()
         if cycle is self.cycle and self.state is ConnState.CLOSING:
