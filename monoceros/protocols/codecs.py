@@ -457,7 +457,7 @@ class HttpToolsCodec(_Codec):
         trailers = self._headers
         if trailers and sum(len(n) + len(v) + 4 for n, v in trailers) + 2 > self._max_head:
             raise RemoteProtocolError("trailer section too large", 431)
-        if not self._last and not self._parser.should_keep_alive():
+        if self._chunked and not self._last and not self._parser.should_keep_alive():
             # llhttp stops at a message it considers final (e.g. a trailer
             # said "Connection: close"); as we keep the connection, the next
             # message needs a fresh parser.
