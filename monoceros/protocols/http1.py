@@ -28,7 +28,8 @@ The connection is in one :class:`ConnState`:
               (the transport paused writing): nothing more is parsed or read
               until it resumes, so a pipelining client that never reads cannot
               pile up responses in memory
-``CLOSING``   no more requests (error, ``Connection: close``, shutdown)
+``CLOSING``   no more requests (error, ``Connection: close``, shutdown); after
+              a refusal the connection lingers a moment (see ``_linger``)
 
 When a response completes the connection goes back to IDLE and parses what
 is already buffered (pipelining) before reading more.  The application task
@@ -88,6 +89,11 @@ class ConnState(enum.Enum):
 # the connection closed instead.
 DRAIN_LIMIT = 1024 * 1024
 
+# After a refusal, how much of what the client still sends is read and
+# dropped, and for how long, before the close (see HTTP11Protocol._linger).
+LINGER_BYTES = 1024 * 1024
+LINGER_SECONDS = 2.0
+
 # create_task(context=...) exists from Python 3.11 on.
 _TASK_CONTEXT = sys.version_info >= (3, 11)
 
@@ -129,6 +135,7 @@ class HTTP11Protocol(asyncio.Protocol):
         self._read_paused = False
         self._write_paused = False
         self._drain_waiter: asyncio.Future[None] | None = None
+        self.linger_left = 0  # bytes still read and dropped after a refusal
 
     # -- asyncio.Protocol ----------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -163,6 +170,8 @@ class HTTP11Protocol(asyncio.Protocol):
             waiter.set_result(None)
 
     def eof_received(self) -> bool:
+        if self.state is ConnState.CLOSING:
+            return False  # the client is done (e.g. after our refusal): close
         self.codec.receive_data(b"")
         self._process()  # an EOF inside a head or body is an error; between requests, a close
         if self.state is not ConnState.ACTIVE:
@@ -185,6 +194,11 @@ class HTTP11Protocol(asyncio.Protocol):
                 # timeout_request_header to finish it.  (A whole request,
                 # the usual case, needs no clock read here.)
                 self.deadline = self.ctx.loop.time() + self.ctx.timeout_request_header
+            return
+        if self.state is ConnState.CLOSING:  # lingering after a refusal: drop
+            self.linger_left -= len(data)
+            if self.linger_left <= 0:
+                self.transport.close()
             return
         # The request was complete before these bytes came: they are the
         # next one, pipelined, and wait for the current response.  Reading
@@ -269,12 +283,11 @@ class HTTP11Protocol(asyncio.Protocol):
         if method is None:
             method = _METHODS[req.method] = req.method.decode("ascii")
         target = req.target
-        if target[0] != 47:  # absolute-form (or "*"): the path starts after the authority
-            if target == b"*":
-                target = b""
-            else:
-                slash = target.find(b"/", target.find(b"//") + 2)
-                target = target[slash:] if slash >= 0 else b"/"
+        if target[0] != 47 and target != b"*":
+            # absolute-form: the path starts after the authority.  ("OPTIONS *"
+            # keeps "*" as its path, as uvicorn and hypercorn give it.)
+            slash = target.find(b"/", target.find(b"//") + 2)
+            target = target[slash:] if slash >= 0 else b"/"
         raw_path, _, query = target.partition(b"?")
         path = raw_path.decode("ascii")
         if "%" in path:
@@ -338,7 +351,28 @@ class HTTP11Protocol(asyncio.Protocol):
             cycle.client_gone()
         if cycle is None or cycle.nothing_sent():
             self.transport.write(render_error(exc.status_hint, self.ctx.default_headers_h1))
-        self.transport.close()
+        self._linger()
+
+    def _linger(self) -> None:
+        """Close after a refusal without losing it.
+
+        Closing a socket while request bytes are still unread (the rest of
+        a refused body, a pipelined request) makes the kernel answer with a
+        reset, which may destroy our response before the client read it.
+        So, as nginx's lingering close does, we send FIN after the response
+        and read and drop what still comes, for at most ``LINGER_BYTES`` or
+        ``LINGER_SECONDS``, then close.
+        """
+        transport = self.transport
+        if self.tls or not transport.can_write_eof() or transport.is_closing():
+            transport.close()
+            return
+        transport.write_eof()
+        self.linger_left = LINGER_BYTES
+        self.deadline = self.ctx.loop.time() + LINGER_SECONDS
+        if self._read_paused:
+            self._read_paused = False
+            transport.resume_reading()
 
     # -- StreamSink --------------------------------------------------------------------
     def send_head(self, cycle: RequestCycle, status: int, headers: Headers, body: bytes, end: bool) -> None:
@@ -486,7 +520,11 @@ class HTTP11Protocol(asyncio.Protocol):
     def shutdown(self) -> None:
         """Graceful shutdown: close now if idle, else after the current response."""
         state = self.state
-        if (state is ConnState.IDLE and not self.head_started) or state is ConnState.WAITING:
+        if (
+            (state is ConnState.IDLE and not self.head_started)
+            or state is ConnState.WAITING
+            or state is ConnState.CLOSING  # lingering after a refusal
+        ):
             self._close()
 
     def timed_out(self) -> None:
@@ -496,7 +534,7 @@ class HTTP11Protocol(asyncio.Protocol):
         state = self.state
         if state is ConnState.IDLE and self.head_started:
             self.fail(RemoteProtocolError("request head not received in time", 408))
-        elif state is ConnState.IDLE or state is ConnState.DRAINING or state is ConnState.WAITING:
+        elif state is not ConnState.ACTIVE:  # idle, draining, waiting, or lingering
             self._close()
 
     def force_close(self) -> None:
