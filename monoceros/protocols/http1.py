@@ -144,7 +144,6 @@ class HTTP11Protocol(asyncio.Protocol):
         self.server, self.client = get_addresses(transport)
         self.tls = bool(transport.get_extra_info("sslcontext"))
         self.scheme = "https" if self.tls else "http"
-        self.client_str = f"{self.client[0]}:{self.client[1]}" if self.client else ""
         # Apps run in a copy of the context the connection was accepted in,
         # never of whatever task happens to parse the request: a pipelined
         # request is parsed inside the previous app's send(), and the
@@ -344,7 +343,10 @@ class HTTP11Protocol(asyncio.Protocol):
         disconnect."""
         if self.state is ConnState.CLOSING:
             return
-        logger.debug("Invalid HTTP request from %s: %s", self.client_str or "client", exc)
+        if logger.isEnabledFor(logging.DEBUG):
+            client = self.client
+            who = f"{client[0]}:{client[1]}" if client else "client"
+            logger.debug("Invalid HTTP request from %s: %s", who, exc)
         self.state = ConnState.CLOSING
         cycle = self.cycle
         if cycle is not None:

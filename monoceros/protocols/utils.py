@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import socket
 from typing import Any
 
 
@@ -22,11 +21,16 @@ def get_addresses(transport: asyncio.BaseTransport) -> tuple[Address | None, Add
     For a unix socket the ASGI spec says ``server`` is ``(path, None)``; the
     client of a unix socket has no address (``None``).
     """
-    sock: socket.socket | None = transport.get_extra_info("socket")
-    if sock is not None and sock.family == getattr(socket, "AF_UNIX", -1):
-        path = sock.getsockname()
-        return ((str(path), None) if path else None), None
-    return _address(transport.get_extra_info("sockname")), _address(transport.get_extra_info("peername"))
+    # A TCP socket's name is a (host, port[, flow, scope]) tuple; a unix
+    # socket's is its path (str, or bytes for an abstract one).  Asking for
+    # the names is cheaper than for the socket object (one per connection).
+    sockname = transport.get_extra_info("sockname")
+    if isinstance(sockname, tuple):
+        return (sockname[0], sockname[1]), _address(transport.get_extra_info("peername"))
+    if isinstance(sockname, (str, bytes)):
+        path = sockname.decode("latin-1") if isinstance(sockname, bytes) else sockname
+        return ((path, None) if path else None), None
+    return None, _address(transport.get_extra_info("peername"))
 
 
 __all__ = ["Address", "get_addresses"]
