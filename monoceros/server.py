@@ -91,12 +91,6 @@ class ServerContext:
         self.default_headers_h1 = b""
         self.refresh_headers()
 
-    def app_call_ended(self) -> None:
-        """An application call ended (it may have outlived its response)."""
-        self.active -= 1
-        if self.drain_changed is not None:
-            self.drain_changed.set()
-
     def refresh_headers(self) -> None:
         """Rebuild the default header block (once a second, for Date)."""
         headers = list(self.base_headers)

@@ -109,6 +109,8 @@ class H1Codec(Protocol):
     #: Events parsed and not yet taken; ``next_event()`` pops these first
     #: (the connection pops them itself on its hot path).
     events: deque[Event]
+    #: The refusal ``next_event()`` raises once the events are taken, if any.
+    error: RemoteProtocolError | None
 
     def receive_data(self, data: bytes) -> None:
         """Feed bytes; ``b""`` means the peer closed its side."""
@@ -165,7 +167,7 @@ class _Codec:
         self._max_head = max_head_size
         self._max_line = max_request_line
         self.events: deque[Event] = deque()
-        self._error: RemoteProtocolError | None = None
+        self.error: RemoteProtocolError | None = None
         self._phase = _Phase.HEAD
         self._pending = b""  # received, not yet given to the parser
         self._scanned = 0  # bytes of _pending the head scan already passed
@@ -194,8 +196,8 @@ class _Codec:
         events = self.events
         if events:
             return events.popleft()
-        if self._error is not None:
-            raise self._error  # stays the answer from now on
+        if self.error is not None:
+            raise self.error  # stays the answer from now on
         phase = self._phase
         if phase is _Phase.PAUSED:
             # Like h11: PAUSED only when bytes of the next message wait;
@@ -328,7 +330,7 @@ class _Codec:
     def _fail(self, error: RemoteProtocolError) -> None:
         self._phase = _Phase.CLOSED
         self._pending = b""
-        self._error = error
+        self.error = error
 
     def _accept(self, req: Request, ows: bool) -> None:
         """Check a parsed head and queue it: the one path both parsers share.

@@ -461,7 +461,9 @@ class HTTP11Protocol(asyncio.Protocol):
 
     def cycle_done(self, cycle: RequestCycle) -> None:
         ctx = self.ctx
-        ctx.app_call_ended()
+        ctx.active -= 1
+        if ctx.drain_changed is not None:  # shutting down: the drain waits on this
+            ctx.drain_changed.set()
         if ctx.limit_max_requests is not None and ctx.requests >= ctx.limit_max_requests:
             ctx.max_requests_reached()
         if cycle is self.cycle and self.state is ConnState.CLOSING:
@@ -492,7 +494,9 @@ class HTTP11Protocol(asyncio.Protocol):
             self.resume_reading()
         else:
             self._next_cycle()
-        self._process()
+        codec = self.codec
+        if codec.events or codec.error is not None:  # else _process would only hear NEED_DATA
+            self._process()
 
     def _next_cycle(self) -> None:
         self.cycle = None
