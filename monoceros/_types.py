@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, MutableMapping
-from typing import Any
+from typing import Any, Protocol
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -12,4 +12,24 @@ Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 Headers = list[tuple[bytes, bytes]]
 
-__all__ = ["ASGIApp", "Headers", "Message", "Receive", "Scope", "Send"]
+
+
+class Connection(Protocol):
+    """What the server needs of every connection it tracks (HTTP/1.1, and
+    whatever an upgrade hands the transport to): a deadline for the sweep,
+    and the three ways a connection is told to stop."""
+
+    #: loop time at which :meth:`timed_out` is due; 0 for none.
+    deadline: float
+
+    def timed_out(self) -> None:
+        """The server's once-a-second sweep found ``deadline`` passed."""
+
+    def shutdown(self) -> None:
+        """Graceful shutdown began: finish what is in flight, then close."""
+
+    def force_close(self) -> None:
+        """Shutdown ran out of time: close now, cancel the app."""
+
+
+__all__ = ["ASGIApp", "Connection", "Headers", "Message", "Receive", "Scope", "Send"]

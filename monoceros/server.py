@@ -39,8 +39,8 @@ from monoceros.lifespan import Lifespan
 from monoceros.middleware.proxy_headers import ProxyHeadersMiddleware
 
 if TYPE_CHECKING:
+    from monoceros._types import Connection
     from monoceros.protocols.cycle import RequestCycle
-    from monoceros.protocols.http1 import HTTP11Protocol
 
 logger = logging.getLogger("monoceros.error")
 access_logger = logging.getLogger("monoceros.access")
@@ -75,7 +75,7 @@ class ServerContext:
         self.proxy: ProxyHeadersMiddleware | None = None
         if config.proxy_headers:
             self.proxy = ProxyHeadersMiddleware(self.app, trusted_hosts=loaded.forwarded_allow_ips)
-        self.connections: set[HTTP11Protocol] = set()
+        self.connections: set[Connection] = set()
         self.active = 0  # application calls running
         self.requests = 0
         self.accepting = True
@@ -115,7 +115,7 @@ class ServerContext:
         for conn in list(self.connections):
             conn.shutdown()
 
-    def connection_closed(self, conn: HTTP11Protocol) -> None:
+    def connection_closed(self, conn: Connection) -> None:
         self.connections.discard(conn)
         if self.drain_changed is not None:
             self.drain_changed.set()

@@ -65,7 +65,13 @@ from monoceros.protocols.headers import STATUS_PHRASES, Request
 from monoceros.protocols.utils import get_addresses
 
 if TYPE_CHECKING:
+    from monoceros._types import Connection
     from monoceros.server import ServerContext
+
+    class UpgradedProtocol(Connection, asyncio.Protocol):
+        """A protocol an upgrade hands the connection to (:meth:`HTTP11Protocol.hand_over`)."""
+
+        def take_over(self, transport: asyncio.Transport, data: bytes) -> None: ...
 
 logger = logging.getLogger("monoceros.error")
 
@@ -531,6 +537,26 @@ class HTTP11Protocol(asyncio.Protocol):
     def _close(self) -> None:
         self.state = _CLOSING
         self.transport.close()
+
+    def hand_over(self, protocol: UpgradedProtocol, data: bytes) -> None:
+        """Give the transport to another protocol (an accepted upgrade).
+
+        ``protocol`` replaces this one as the transport's protocol and in the
+        server's connections, and starts with ``take_over(transport, data)``
+        (``data``: the bytes already received after the upgrade request).
+        This connection is done: nothing more is parsed or written here."""
+        self.state = _CLOSING
+        self.cycle = None
+        self.task = None
+        transport = self.transport
+        connections = self.ctx.connections
+        connections.discard(self)
+        connections.add(protocol)
+        transport.set_protocol(protocol)
+        if self._read_paused:
+            self._read_paused = False
+            transport.resume_reading()
+        protocol.take_over(transport, data)
 
     def shutdown(self) -> None:
         """Graceful shutdown: close now if idle, else after the current response."""
