@@ -60,6 +60,9 @@ def test_defaults_match_uvicorn_config() -> None:
         if name == "log_config":
             continue  # both default to their package's own dictConfig (checked below)
         default = ours[name].default
+        if name == "http2":  # on purpose: HTTP/2 is on unless --no-http2
+            assert default is True and theirs[name].default is False
+            continue
         assert default == theirs[name].default, f"{name}: {default!r} != {theirs[name].default!r}"
     log_config = Config(app).log_config
     assert isinstance(log_config, dict)
@@ -91,7 +94,6 @@ def test_every_command_line_setting_has_help_and_one_option() -> None:
         ({"reload_dirs": ["src"]}, "--reload-dir"),
         ({"reload_delay": 1.0}, "--reload-delay"),
         ({"workers": 4}, "--workers 4: multiple worker processes"),
-        ({"http2": True}, "--http2 True: HTTP/2"),
         ({"ws": "wsproto"}, "--ws 'wsproto': WebSocket"),
         ({"ws_ping_interval": None}, "--ws-ping-interval None: WebSocket"),
         ({"timeout_worker_healthcheck": 9}, "--timeout-worker-healthcheck"),
