@@ -198,8 +198,6 @@ class WebSocketCycle:
         self._disconnect(code, reason)
         self.state = _CLOSED
         self._cancel_timer()
-        if self.pipe is not None and self.codec.finished:
-            self.pipe.close()
 
     def _disconnect(self, code: int, reason: str) -> None:
         if not self._told:
