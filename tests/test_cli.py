@@ -180,8 +180,12 @@ BAD_INPUT = [
         ["--h2-max-header-list-size", "10", "procapps:app"], 1, "--h2-max-header-list-size must be between",
         id="h2-header-list",
     ),
-    pytest.param(["--ws", "websockets", "procapps:app"], 1, "--ws 'websockets': WebSocket", id="ws"),
-    pytest.param(["--ws-max-size", "10", "procapps:app"], 1, "--ws-max-size 10: WebSocket", id="ws-max"),
+    pytest.param(["--ws", "bogus", "procapps:app"], 2, "Invalid value for '--ws'", id="ws"),
+    pytest.param(["--ws-max-size", "0", "procapps:app"], 1, "--ws-max-size must be > 0", id="ws-max"),
+    pytest.param(["--ws-max-queue", "-1", "procapps:app"], 1, "--ws-max-queue must be > 0", id="ws-queue"),
+    pytest.param(
+        ["--ws-ping-interval", "-1", "procapps:app"], 1, "--ws-ping-interval must be >= 0", id="ws-ping"
+    ),
 ]
 
 

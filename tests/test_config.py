@@ -94,8 +94,6 @@ def test_every_command_line_setting_has_help_and_one_option() -> None:
         ({"reload_dirs": ["src"]}, "--reload-dir"),
         ({"reload_delay": 1.0}, "--reload-delay"),
         ({"workers": 4}, "--workers 4: multiple worker processes"),
-        ({"ws": "wsproto"}, "--ws 'wsproto': WebSocket"),
-        ({"ws_ping_interval": None}, "--ws-ping-interval None: WebSocket"),
         ({"timeout_worker_healthcheck": 9}, "--timeout-worker-healthcheck"),
     ],
 )

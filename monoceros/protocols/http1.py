@@ -55,7 +55,7 @@ import contextvars
 import enum
 import logging
 import sys
-from typing import TYPE_CHECKING, Any, Final, cast
+from typing import TYPE_CHECKING, Any, Final, Protocol, cast
 from urllib.parse import unquote
 
 from monoceros._types import Headers
@@ -64,13 +64,17 @@ from monoceros.protocols.codecs import END_OF_MESSAGE, NEED_DATA, PAUSED, Data, 
 from monoceros.protocols.cycle import HIGH_WATER, REQ_BODY, RequestCycle
 from monoceros.protocols.headers import KNOWN_METHODS, STATUS_PHRASES, Request
 from monoceros.protocols.utils import get_addresses
+from monoceros.protocols.websocket import WebSocketProtocol, accept_response, check_handshake
+from monoceros.protocols.wscodecs import WS_CODECS
+from monoceros.protocols.wscycle import WebSocketCycle
 
 if TYPE_CHECKING:
     from monoceros._types import Connection
     from monoceros.server import ServerContext
 
-    class UpgradedProtocol(Connection, asyncio.Protocol):
-        """A protocol an upgrade hands the connection to (:meth:`HTTP11Protocol.hand_over`)."""
+    class UpgradedProtocol(Connection, Protocol):
+        """A protocol an upgrade hands the connection to (:meth:`HTTP11Protocol.hand_over`);
+        also an :class:`asyncio.Protocol`."""
 
         def take_over(self, transport: asyncio.Transport, data: bytes) -> None: ...
 
@@ -122,13 +126,15 @@ LINGER_SECONDS = 2.0
 _TASK_CONTEXT = sys.version_info >= (3, 11)
 
 
-def render_error(status: int, default_headers: bytes) -> bytes:
+def render_error(status: int, default_headers: bytes, headers: Headers | None = None) -> bytes:
     """The complete response for a request we refuse ourselves.
 
     Used for every parser, so refusals are the same bytes whichever parser
     found the fault.
     """
     body = STATUS_PHRASES.get(status, b"Error")
+    if headers:
+        default_headers += b"".join(b"%s: %s\r\n" % pair for pair in headers)
     return b"".join(
         (
             STATUS_LINES.get(status) or b"HTTP/1.1 %d Error\r\n" % status,
@@ -164,6 +170,8 @@ class HTTP11Protocol(asyncio.Protocol):
         self.first_bytes = b""  # the start of a fresh cleartext connection (see fail)
         self.upgrade_body: list[bytes] = []  # the body of an h2c upgrade request
         self.upgrade_request: Request | None = None
+        self.ws_cycle: WebSocketCycle | None = None  # a WebSocket handshake the app has not answered
+        self.ws_key = b""
 
     # -- asyncio.Protocol ----------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -196,6 +204,8 @@ class HTTP11Protocol(asyncio.Protocol):
         cycle = self.cycle
         if cycle is not None:
             cycle.client_gone()
+        if self.ws_cycle is not None:
+            self.ws_cycle.lost()
         waiter = self._drain_waiter
         if waiter is not None and not waiter.done():
             waiter.set_result(None)
@@ -206,6 +216,9 @@ class HTTP11Protocol(asyncio.Protocol):
         self.codec.receive_data(b"")
         self._process()  # an EOF inside a head or body is an error; between requests, a close
         if self.state is not _ACTIVE:
+            return False
+        if self.ws_cycle is not None:  # gone before its handshake was answered
+            self.ws_cycle.lost()
             return False
         # The client closed its sending side after a complete request: the
         # app hears http.disconnect, but the response may still go out (the
@@ -317,8 +330,6 @@ class HTTP11Protocol(asyncio.Protocol):
         if limit is not None and req.content_length is not None and req.content_length > limit:
             self.fail(RemoteProtocolError("request body too large", 413))
             return
-        if req.upgrade is not None and self._upgrade(req):
-            return
         method = _METHODS.get(req.method)
         if method is None:
             method = _METHODS[req.method] = req.method.decode("ascii")
@@ -350,6 +361,12 @@ class HTTP11Protocol(asyncio.Protocol):
             "headers": req.headers,
             "state": ctx.state.copy(),
         }
+        if req.upgrade is not None:
+            if req.upgrade == b"websocket" and ctx.ws_impl is not None:
+                self._start_websocket(req, scope, method)
+                return
+            if self._upgrade(req):  # h2c
+                return
         if self.proxy is not None:
             self.proxy.rewrite(scope)
         body_expected = req.chunked or bool(req.content_length)
@@ -368,6 +385,40 @@ class HTTP11Protocol(asyncio.Protocol):
             self.task = ctx.loop.create_task(cycle.run_asgi(), context=context)
         else:  # pragma: no cover - Python 3.10
             self.task = context.run(ctx.loop.create_task, cycle.run_asgi())
+
+    def _start_websocket(self, req: Request, scope: dict[str, Any], method: str) -> None:
+        """A WebSocket opening handshake: run the app in a WebSocketCycle,
+        with a RequestCycle ready for a denial (see websocket.py)."""
+        ctx = self.ctx
+        try:
+            self.ws_key, offers = check_handshake(req, scope)
+        except RemoteProtocolError as exc:
+            self.fail(exc)
+            return
+        if self.proxy is not None:
+            self.proxy.rewrite(scope)
+        response = self.cycle = RequestCycle(ctx, self, scope, method, False, False, False)
+        self.chunked = False
+        self.body_length = 0
+        self.body_received = 0
+        ctx.active += 1
+        ctx.requests += 1
+        codec = WS_CODECS[cast(str, ctx.ws_impl)](ctx.ws_max_size, ctx.ws_per_message_deflate)
+        ws = self.ws_cycle = WebSocketCycle(ctx, scope, codec, self, response, offers)
+        context = contextvars.Context() if ctx.reset_contextvars else self.context.copy()
+        if _TASK_CONTEXT:
+            self.task = ctx.loop.create_task(ws.run_asgi(), context=context)
+        else:  # pragma: no cover - Python 3.10
+            self.task = context.run(ctx.loop.create_task, ws.run_asgi())
+
+    def accept_websocket(self, cycle: WebSocketCycle, headers: Headers) -> WebSocketProtocol:
+        """WebSocketCarrier: the app accepted; write the 101 and hand over."""
+        head = accept_response(self.ws_key, headers, self.ctx.default_headers_h1)
+        self.transport.write(head)
+        pipe = WebSocketProtocol(self.ctx, cycle, self.task)
+        self.ws_cycle = None
+        self.hand_over(pipe, self.codec.trailing_data())
+        return pipe
 
     def _on_data(self, data: bytes) -> None:
         self.body_received += len(data)
@@ -397,7 +448,7 @@ class HTTP11Protocol(asyncio.Protocol):
         if cycle is not None:
             cycle.client_gone()
         if (cycle is None or cycle.nothing_sent()) and not _not_http1(self.first_bytes):
-            self.transport.write(render_error(exc.status_hint, self.ctx.default_headers_h1))
+            self.transport.write(render_error(exc.status_hint, self.ctx.default_headers_h1, exc.headers))
         self._linger()
 
     def _linger(self) -> None:
@@ -611,7 +662,7 @@ class HTTP11Protocol(asyncio.Protocol):
             settings = next(v for n, v in req.headers if n == b"http2-settings")
             upgrade = (req, b"".join(self.upgrade_body), settings)
             self.transport.write(SWITCHING_TO_H2C)
-        self.hand_over(cast("UpgradedProtocol", H2Protocol(self.ctx, self, upgrade)), data)
+        self.hand_over(H2Protocol(self.ctx, self, upgrade), data)
 
     def hand_over(self, protocol: UpgradedProtocol, data: bytes) -> None:
         """Give the transport to another protocol (an accepted upgrade).
@@ -627,7 +678,7 @@ class HTTP11Protocol(asyncio.Protocol):
         connections = self.ctx.connections
         connections.discard(self)
         connections.add(protocol)
-        transport.set_protocol(protocol)
+        transport.set_protocol(cast(asyncio.BaseProtocol, protocol))
         if self._read_paused:
             self._read_paused = False
             transport.resume_reading()
