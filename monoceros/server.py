@@ -77,6 +77,12 @@ class ServerContext:
         self.reset_contextvars = config.reset_contextvars
         self.date_header = config.date_header
         self.http2 = config.http2
+        # For the ASGI tls extension: the certificate the server presents.
+        self.server_cert: str | None = None
+        if loaded.ssl is not None:
+            from monoceros.protocols.utils import read_server_cert
+
+            self.server_cert = read_server_cert(str(config.ssl_certfile) if config.ssl_certfile else None)
         self.base_headers = loaded.default_headers
         self.state: dict[str, Any] = {}
         self.proxy: ProxyHeadersMiddleware | None = None

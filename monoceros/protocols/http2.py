@@ -47,7 +47,7 @@ import contextlib
 import enum
 import logging
 import re
-from typing import TYPE_CHECKING, Any, Final, cast
+from typing import TYPE_CHECKING, Any, BinaryIO, Final, cast
 
 import h2.config
 import h2.connection
@@ -124,6 +124,7 @@ class H2Stream:
         "cycle",
         "pending",
         "pending_end",
+        "pending_trailers",
         "received",
         "state",
         "stream_id",
@@ -144,6 +145,7 @@ class H2Stream:
         # stream ends after it; None when nothing waits.
         self.pending: bytes | None = None
         self.pending_end = False
+        self.pending_trailers: Headers | None = None  # trailers to send after the pending DATA
         self.blocked_since = 0.0
         self.waiter: asyncio.Future[None] | None = None
 
@@ -189,6 +191,28 @@ class H2Stream:
             fields += [(n.lower(), v) for n, v in headers]
             self.conn.h2.send_headers(self.stream_id, fields)
             self.conn.flush_soon()
+
+    def send_trailers(self, cycle: RequestCycle, headers: Headers) -> None:
+        if self.state is not _S_OPEN:
+            return
+        fields = [(n.lower(), v) for n, v in headers]
+        fields = [(n, v) for n, v in fields if n not in _CONNECTION_SPECIFIC]
+        if self.pending is not None:
+            self.pending_trailers = fields  # after the DATA still waiting for window
+            self.state = _S_ENDING
+            return
+        self._end(fields)
+        self.conn.flush_soon()
+        self._done()
+
+    def _end(self, trailers: Headers) -> None:
+        if trailers:
+            self.conn.h2.send_headers(self.stream_id, trailers, end_stream=True)
+        else:
+            self.conn.h2.end_stream(self.stream_id)
+
+    def sendfile(self, cycle: RequestCycle, file: BinaryIO, offset: int, count: int) -> None:
+        return None  # DATA frames are copies anyway: the cycle copies the file in chunks
 
     def abort(self, cycle: RequestCycle) -> None:
         if self.state is _S_OPEN:
@@ -272,6 +296,10 @@ class H2Stream:
         self._push(pending, self.pending_end)
         if self.pending is None:
             self.conn.blocked.pop(self.stream_id, None)
+            trailers = self.pending_trailers
+            if trailers is not None:
+                self.pending_trailers = None
+                self._end(trailers)
             if self.state is _S_ENDING:
                 self.state = _S_DONE
                 self.conn.stream_finished(self)
@@ -330,6 +358,7 @@ class H2Protocol(asyncio.Protocol):
         self.scheme = origin.scheme
         self.proxy = origin.proxy
         self.context = origin.context
+        self.extensions = origin.extensions
         self.upgrade = upgrade
         self.state = _OPEN
         self.deadline = 0.0

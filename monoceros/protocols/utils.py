@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import ssl
 import sys
 from typing import TYPE_CHECKING, Any, Protocol
 from urllib.parse import unquote
@@ -53,6 +54,7 @@ class Carrier(Protocol):
     client: Address | None
     scheme: str
     context: contextvars.Context
+    extensions: dict[str, Any]
 
 
 def http_scope(
@@ -79,6 +81,7 @@ def http_scope(
         "query_string": query,
         "headers": headers,
         "state": ctx.state.copy(),
+        "extensions": conn.extensions,
     }
 
 
@@ -96,4 +99,107 @@ def start_app(conn: Carrier, cycle: RequestCycle) -> asyncio.Task[None]:
     return context.run(ctx.loop.create_task, cycle.run_asgi())  # pragma: no cover - Python 3.10
 
 
-__all__ = ["Address", "Carrier", "get_addresses", "http_scope", "start_app"]
+# The ASGI extensions an http scope advertises (each connection gets its own
+# copy, plus "tls" under TLS).
+HTTP_EXTENSIONS: dict[str, dict[str, Any]] = {
+    "http.response.trailers": {},
+    "http.response.early_hint": {},
+    "http.response.pathsend": {},
+    "http.response.zerocopysend": {},
+}
+
+_TLS_VERSIONS = {"TLSv1": 0x0301, "TLSv1.1": 0x0302, "TLSv1.2": 0x0303, "TLSv1.3": 0x0304}
+_CIPHER_IDS: dict[str, int] = {}
+# RFC 4514 short names of the attributes Python's ssl module spells out.
+_RDN_NAMES = {
+    "commonName": "CN",
+    "countryName": "C",
+    "localityName": "L",
+    "stateOrProvinceName": "ST",
+    "organizationName": "O",
+    "organizationalUnitName": "OU",
+    "streetAddress": "STREET",
+    "domainComponent": "DC",
+    "userId": "UID",
+}
+
+
+def http_extensions(ssl_object: ssl.SSLObject | None, server_cert: str | None) -> dict[str, Any]:
+    """``scope["extensions"]`` for a connection (ASGI TLS extension under TLS)."""
+    extensions: dict[str, Any] = {name: {} for name in HTTP_EXTENSIONS}
+    if ssl_object is not None:
+        extensions["tls"] = tls_extension(ssl_object, server_cert)
+    return extensions
+
+
+def tls_extension(ssl_object: ssl.SSLObject, server_cert: str | None) -> dict[str, Any]:
+    """The ASGI ``tls`` extension: version, cipher, client certificate, server certificate."""
+    cipher = ssl_object.cipher()
+    if not _CIPHER_IDS:
+        # OpenSSL's id carries the IANA cipher suite number in its low 16 bits.
+        _CIPHER_IDS.update({c["name"]: c["id"] & 0xFFFF for c in ssl_object.context.get_ciphers()})
+    peer = ssl_object.getpeercert(binary_form=True)
+    chain = [ssl.DER_cert_to_PEM_cert(peer)] if peer else []
+    name = None
+    if peer:
+        subject = ssl_object.getpeercert().get("subject", ())  # type: ignore[union-attr]
+        name = rfc4514(subject)
+    return {
+        "server_cert": server_cert,
+        "client_cert_chain": chain,
+        "client_cert_name": name,
+        "client_cert_error": None,  # an unverifiable certificate fails the handshake
+        "tls_version": _TLS_VERSIONS.get(ssl_object.version() or ""),
+        "cipher_suite": _CIPHER_IDS.get(cipher[0]) if cipher else None,
+    }
+
+
+def rfc4514(subject: Any) -> str:
+    """A distinguished name from ``getpeercert()["subject"]``, as RFC 4514 writes it
+    (most specific first)."""
+    parts = []
+    for rdn in reversed(subject):
+        parts.append(
+            "+".join(f"{_RDN_NAMES.get(key, key)}={_escape_dn(str(value))}" for key, value in rdn)
+        )
+    return ",".join(parts)
+
+
+def _escape_dn(value: str) -> str:
+    escaped = "".join("\\" + c if c in ',+"\\<>;' else c for c in value)
+    if escaped[:1] in ("#", " "):
+        escaped = "\\" + escaped
+    if escaped.endswith(" "):
+        escaped = escaped[:-1] + "\\ "
+    return escaped
+
+
+def read_server_cert(path: str | None) -> str | None:
+    """The first certificate (PEM) of the server's certificate file."""
+    if not path:
+        return None
+    try:
+        with open(path, encoding="ascii", errors="replace") as f:
+            text = f.read()
+    except OSError:
+        return None
+    start = text.find("-----BEGIN CERTIFICATE-----")
+    end_marker = "-----END CERTIFICATE-----"
+    end = text.find(end_marker, start)
+    if start < 0 or end < 0:
+        return None
+    return text[start : end + len(end_marker)] + "\n"
+
+
+__all__ = [
+    "HTTP_EXTENSIONS",
+    "Address",
+    "Carrier",
+    "get_addresses",
+    "http_extensions",
+    "http_scope",
+    "read_server_cert",
+    "rfc4514",
+    "start_app",
+    "tls_extension",
+]
