@@ -44,6 +44,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import enum
 import logging
 import re
@@ -58,9 +59,12 @@ from h2.errors import ErrorCodes
 from hyperframe.frame import GoAwayFrame
 
 from monoceros._types import Headers
+from monoceros.errors import ASGIMessageError
 from monoceros.protocols.cycle import REQ_BODY, RequestCycle
-from monoceros.protocols.headers import STATUS_PHRASES, Request
+from monoceros.protocols.headers import STATUS_PHRASES, Request, validate_header
 from monoceros.protocols.utils import http_scope, start_app
+from monoceros.protocols.wscodecs import WS_CODECS
+from monoceros.protocols.wscycle import WebSocketCycle
 
 if TYPE_CHECKING:
     from monoceros.protocols.http1 import HTTP11Protocol
@@ -122,6 +126,7 @@ class H2Stream:
         "blocked_since",
         "conn",
         "cycle",
+        "paused",
         "pending",
         "pending_end",
         "pending_trailers",
@@ -131,6 +136,7 @@ class H2Stream:
         "task",
         "unacked",
         "waiter",
+        "ws",
     )
 
     def __init__(self, conn: H2Protocol, stream_id: int) -> None:
@@ -148,6 +154,9 @@ class H2Stream:
         self.pending_trailers: Headers | None = None  # trailers to send after the pending DATA
         self.blocked_since = 0.0
         self.waiter: asyncio.Future[None] | None = None
+        self.paused = False  # a WebSocket's reader is full: the window stays shut
+        # The WebSocket an extended CONNECT (RFC 8441) carries on this stream.
+        self.ws: WebSocketCycle | None = None
 
     # -- StreamSink --------------------------------------------------------------------
     def send_head(self, cycle: RequestCycle, status: int, headers: Headers, body: bytes, end: bool) -> None:
@@ -219,10 +228,13 @@ class H2Stream:
             self.reset(ErrorCodes.INTERNAL_ERROR)
 
     def pause_reading(self) -> None:
-        """Nothing to do: the stream's window stays shut until the app reads."""
+        # A request body's window opens only as the app reads anyway; a
+        # WebSocket's stays shut from now on until its reader resumes.
+        self.paused = True
 
     def resume_reading(self) -> None:
         # The app consumed all that was fed: give the window back.
+        self.paused = False
         unacked = self.unacked
         if unacked:
             self.unacked = 0
@@ -247,7 +259,7 @@ class H2Stream:
         conn.ctx.cycle_ended()
         self.task = None
         conn.running -= 1
-        if self.state is _S_OPEN:
+        if self.state is _S_OPEN and (self.ws is None or self.ws.pipe is None):
             # The cycle always finishes its response or aborts; this is a
             # stream whose app returned while the client still sends.
             self.reset(ErrorCodes.INTERNAL_ERROR)
@@ -320,6 +332,34 @@ class H2Stream:
         else:
             self.state = _S_ENDING  # DONE once the last DATA left (window_opened)
 
+    # -- a WebSocket over this stream (RFC 8441) -----------------------------------------
+    def accept_websocket(self, cycle: WebSocketCycle, headers: Headers) -> H2Stream:
+        """WebSocketCarrier: 200 to the extended CONNECT; the stream is the pipe."""
+        fields = [(b":status", b"200"), *self.conn.ctx.default_headers]
+        for name, value in headers:
+            if not validate_header(name, value):
+                raise ASGIMessageError(f"invalid response header {name!r}: {value!r}")
+            name = name.lower()
+            if name not in _CONNECTION_SPECIFIC:
+                fields.append((name, value))
+        if self.state is _S_OPEN:
+            self.conn.h2.send_headers(self.stream_id, fields)
+            self.conn.flush_soon()
+        return self
+
+    def write(self, data: bytes) -> None:
+        """WebSocketPipe: frame bytes as DATA."""
+        if data and self.state is _S_OPEN:
+            self._send_data(data, False)
+            self.conn.flush_soon()
+
+    def close(self) -> None:
+        """WebSocketPipe: END_STREAM (the TCP close of RFC 6455, RFC 8441 §4)."""
+        if self.state is _S_OPEN:
+            self._send_data(b"", True)
+            self.conn.flush_soon()
+            self._done()
+
     def reset(self, code: ErrorCodes) -> None:
         """Reset the stream (our side); its app hears a disconnect."""
         self.state = _S_DONE
@@ -338,6 +378,9 @@ class H2Stream:
         cycle = self.cycle
         if cycle is not None:
             cycle.client_gone()
+        ws = self.ws
+        if ws is not None:
+            ws.lost()
         self.wake()
 
 
@@ -393,6 +436,8 @@ class H2Protocol(asyncio.Protocol):
                 h2.settings.SettingCodes.MAX_CONCURRENT_STREAMS: self.max_streams,
                 h2.settings.SettingCodes.MAX_HEADER_LIST_SIZE: config.h2_max_header_list_size,
                 h2.settings.SettingCodes.INITIAL_WINDOW_SIZE: window,
+                # WebSockets over HTTP/2 (RFC 8441), unless --ws none.
+                h2.settings.SettingCodes.ENABLE_CONNECT_PROTOCOL: int(ctx.ws_impl is not None),
             },
         )
         # h2 applies our header list limit to HPACK only once the client
@@ -549,7 +594,10 @@ class H2Protocol(asyncio.Protocol):
             self._refuse(stream, 413)
             return
         if req.method == b"CONNECT":
-            self._refuse(stream, 501)  # no ASGI mapping for a tunnel
+            if req.upgrade == b"websocket" and ctx.ws_impl is not None:
+                self._start_websocket(stream, scope, req)
+            else:
+                self._refuse(stream, 501)  # a tunnel, or another protocol: no ASGI mapping
             return
         if self.proxy is not None:
             self.proxy.rewrite(scope)
@@ -559,10 +607,43 @@ class H2Protocol(asyncio.Protocol):
         self.running += 1
         stream.task = start_app(self, cycle)
 
-    def _refuse(self, stream: H2Stream, status: int) -> None:
+    def _start_websocket(self, stream: H2Stream, scope: dict[str, Any], req: Request) -> None:
+        """An extended CONNECT for a WebSocket (RFC 8441 §4): a WebSocketCycle
+        whose carrier and pipe is the stream; a RequestCycle on the stream
+        answers a denial."""
+        ctx = self.ctx
+        versions = [v for n, v in req.headers if n == b"sec-websocket-version"]
+        if versions != [b"13"]:
+            self._refuse(stream, 426, [(b"sec-websocket-version", b"13")])
+            return
+        offers = [v for n, v in req.headers if n == b"sec-websocket-extensions"]
+        subprotocols = [
+            p.strip()
+            for n, v in req.headers
+            if n == b"sec-websocket-protocol"
+            for p in v.decode("latin-1").split(",")
+            if p.strip()
+        ]
+        scope["type"] = "websocket"
+        scope["scheme"] = "wss" if scope["scheme"] == "https" else "ws"
+        del scope["method"]
+        scope["subprotocols"] = subprotocols
+        scope["extensions"] = {"websocket.http.response": {}}
+        if self.proxy is not None:
+            self.proxy.rewrite(scope)
+        response = stream.cycle = RequestCycle(ctx, stream, scope, "CONNECT", False, False, False)
+        codec = WS_CODECS[ctx.ws_impl](ctx.ws_max_size, ctx.ws_per_message_deflate)  # type: ignore[index]
+        ws = stream.ws = WebSocketCycle(ctx, scope, codec, stream, response, offers)
+        ctx.active += 1
+        ctx.requests += 1
+        self.running += 1
+        context = contextvars.Context() if ctx.reset_contextvars else self.context.copy()
+        stream.task = context.run(ctx.loop.create_task, ws.run_asgi())
+
+    def _refuse(self, stream: H2Stream, status: int, headers: Headers | None = None) -> None:
         """Answer a stream ourselves (no app call): a short plain-text error."""
         body = STATUS_PHRASES[status]
-        fields = [(b":status", _STATUS[status]), *self.ctx.default_headers]
+        fields = [(b":status", _STATUS[status]), *self.ctx.default_headers, *(headers or [])]
         fields += [(b"content-type", b"text/plain; charset=utf-8"), (b"content-length", b"%d" % len(body))]
         self.h2.send_headers(stream.stream_id, fields)
         stream._push(body, True)
@@ -575,6 +656,9 @@ class H2Protocol(asyncio.Protocol):
         stream = self.streams.get(sid)
         if not data and not event.stream_ended:
             self._count_control()  # empty DATA frames are a flood like PINGs
+        if stream is not None and stream.ws is not None:
+            self._ws_data(stream, stream.ws, data, size)
+            return
         cycle = stream.cycle if stream is not None else None
         if stream is None or cycle is None or cycle.req_state is not REQ_BODY:
             # Nobody reads it (a refused or finished stream): give the window back now.
@@ -596,9 +680,21 @@ class H2Protocol(asyncio.Protocol):
         if data:
             cycle.feed_body(data)
 
+    def _ws_data(self, stream: H2Stream, ws: WebSocketCycle, data: bytes, size: int) -> None:
+        if stream.paused:
+            stream.unacked += size
+        elif size:
+            self.h2.acknowledge_received_data(size, stream.stream_id)
+        if data:
+            ws.feed(data)
+
     def _on_end(self, sid: int) -> None:
         stream = self.streams.get(sid)
-        if stream is not None and stream.cycle is not None:
+        if stream is None:
+            return
+        if stream.ws is not None:
+            stream.ws.lost()  # the client's END_STREAM is its TCP close
+        elif stream.cycle is not None:
             stream.cycle.feed_end()
 
     def _on_reset(self, event: h2.events.StreamReset) -> None:
@@ -699,6 +795,9 @@ class H2Protocol(asyncio.Protocol):
         if self.state is not _OPEN:
             return
         self.state = _GOING_AWAY
+        for stream in list(self.streams.values()):
+            if stream.ws is not None:
+                stream.ws.shutdown()  # close 1012; the stream ends with the close handshake
         # Written by hand: after h2's own close_connection() it refuses to
         # send anything more, and the streams in flight must still finish.
         self.flush()
@@ -720,7 +819,7 @@ class H2Protocol(asyncio.Protocol):
     # -- requests -------------------------------------------------------------------------
     def _scope(self, fields: list[tuple[bytes, bytes]]) -> tuple[dict[str, Any], Request]:
         """The ASGI scope of a request, after the checks h2 leaves to us."""
-        method = path = authority = b""
+        method = path = authority = protocol = b""
         headers: Headers = []
         content_length: int | None = None
         expect = False
@@ -732,7 +831,9 @@ class H2Protocol(asyncio.Protocol):
                     path = value
                 elif name == b":authority":
                     authority = value
-                # :scheme: the connection knows; :protocol: extended CONNECT
+                elif name == b":protocol":
+                    protocol = value  # extended CONNECT (RFC 8441)
+                # :scheme: the connection knows
                 continue
             if name == b"host":
                 if not authority:
@@ -751,7 +852,7 @@ class H2Protocol(asyncio.Protocol):
             raise MalformedRequest("invalid :method")
         if authority and _AUTHORITY.fullmatch(authority) is None:
             raise MalformedRequest("invalid :authority")
-        if method != b"CONNECT":
+        if method != b"CONNECT" or protocol:
             if path == b"*":
                 if method != b"OPTIONS":
                     raise MalformedRequest("'*' is for OPTIONS only")
@@ -762,6 +863,7 @@ class H2Protocol(asyncio.Protocol):
         req = Request(method, path or b"/", b"2", headers)
         req.content_length = content_length
         req.expect_continue = expect
+        req.upgrade = protocol or None
         return self._h1_scope(req), req
 
     def _h1_scope(self, req: Request) -> dict[str, Any]:
