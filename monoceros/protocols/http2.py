@@ -62,6 +62,7 @@ from monoceros._types import Headers
 from monoceros.errors import ASGIMessageError
 from monoceros.protocols.cycle import REQ_BODY, RequestCycle
 from monoceros.protocols.headers import STATUS_PHRASES, Request, validate_header
+from monoceros.protocols.hpackcache import CachingDecoder, CachingEncoder
 from monoceros.protocols.utils import http_scope, start_app
 from monoceros.protocols.wscodecs import WS_CODECS
 from monoceros.protocols.wscycle import WebSocketCycle
@@ -440,9 +441,12 @@ class H2Protocol(asyncio.Protocol):
                 h2.settings.SettingCodes.ENABLE_CONNECT_PROTOCOL: int(ctx.ws_impl is not None),
             },
         )
-        # h2 applies our header list limit to HPACK only once the client
-        # acknowledged it; an HPACK bomb in the first request must meet it too.
-        self.h2.decoder.max_header_list_size = config.h2_max_header_list_size
+        # HPACK with a memo of repeated blocks (hpackcache.py).  The decoder
+        # gets our header list limit now: h2 would apply it only once the
+        # client acknowledged it, and an HPACK bomb in the first request must
+        # meet it too.
+        self.h2.encoder = CachingEncoder()
+        self.h2.decoder = CachingDecoder(config.h2_max_header_list_size)
         # The connection window holds every stream's window (see the module docstring).
         self._conn_window = min(2**31 - 1, max(65535, window * self.max_streams))
 
