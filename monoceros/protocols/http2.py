@@ -86,6 +86,14 @@ _TOKEN = re.compile(rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 _PATH = re.compile(rb"/[\x21\x22\x24-\x7e]*")  # origin-form, no fragment
 _AUTHORITY = re.compile(rb"[A-Za-z0-9\-._~!$&'()*+,;=:\[\]%]+")
 _DIGITS = re.compile(rb"[0-9]{1,18}")
+_SCHEME = re.compile(rb"[A-Za-z][A-Za-z0-9+\-.]*")
+# RFC 9113 §8.2.1: names are lowercase tokens; values hold no NUL, CR or LF
+# and neither start nor end with whitespace.
+_FIELD_NAME = re.compile(rb"[!#$%&'*+\-.^_`|~0-9a-z]+")
+_BAD_VALUE = re.compile(rb"[\x00\r\n]|\A[ \t]|[ \t]\Z")
+# Request fields already checked (clients repeat theirs); bounded.
+_GOOD_FIELDS: set[tuple[bytes, bytes]] = set()
+_GOOD_FIELDS_MAX = 4096
 
 # Response fields that mean nothing (and are forbidden) in HTTP/2.
 _CONNECTION_SPECIFIC = frozenset(
@@ -117,7 +125,19 @@ _S_DONE: Final = StreamState.DONE
 
 
 class MalformedRequest(Exception):
-    """A request h2 accepted but RFC 9113 §8.1.1 calls malformed."""
+    """A request RFC 9113 §8.1.1 calls malformed: a stream error."""
+
+
+def _check_field(name: bytes, value: bytes) -> None:
+    """One regular field of a request or trailer section (RFC 9113 §8.2)."""
+    if _FIELD_NAME.fullmatch(name) is None:
+        raise MalformedRequest(f"invalid field name {name[:40]!r}")
+    if name in _CONNECTION_SPECIFIC:
+        raise MalformedRequest(f"connection-specific field {name!r}")
+    if name == b"te" and value.lower() != b"trailers":
+        raise MalformedRequest("TE other than 'trailers'")
+    if _BAD_VALUE.search(value) is not None:
+        raise MalformedRequest(f"invalid value of {name!r}")
 
 
 class H2Stream:
@@ -422,8 +442,10 @@ class H2Protocol(asyncio.Protocol):
             h2.config.H2Configuration(
                 client_side=False,
                 header_encoding=None,
-                validate_inbound_headers=True,
-                normalize_inbound_headers=True,
+                # Request fields are checked (and cookies joined) in
+                # _scope, in the one pass that reads them anyway.
+                validate_inbound_headers=False,
+                normalize_inbound_headers=False,
                 # The cycle validated the app's fields; we lowercase them
                 # and drop the connection-specific ones ourselves.
                 validate_outbound_headers=False,
@@ -501,6 +523,8 @@ class H2Protocol(asyncio.Protocol):
                 self._on_reset(cast(h2.events.StreamReset, event))
             elif t is h2.events.PingReceived:
                 self._count_control()
+            elif t is h2.events.TrailersReceived:
+                self._on_trailers(cast(h2.events.TrailersReceived, event))
             elif t is h2.events.ConnectionTerminated:
                 # The client's GOAWAY: it is done with the connection (and h2
                 # sends nothing more after one).
@@ -692,6 +716,22 @@ class H2Protocol(asyncio.Protocol):
         if data:
             ws.feed(data)
 
+    def _on_trailers(self, event: h2.events.TrailersReceived) -> None:
+        """Request trailers are dropped (ASGI has no message for them), but
+        must be well-formed: no pseudo-header, valid fields."""
+        stream = self.streams.get(event.stream_id)
+        try:
+            for name, value in event.headers:
+                if name[:1] == b":":
+                    raise MalformedRequest("a pseudo-header in trailers")
+                _check_field(name, value)
+        except MalformedRequest as exc:
+            self._debug("Malformed HTTP/2 trailers from %s: %s", exc)
+            if stream is not None:
+                stream.reset(ErrorCodes.PROTOCOL_ERROR)
+            else:
+                self.h2.reset_stream(event.stream_id, ErrorCodes.PROTOCOL_ERROR)
+
     def _on_end(self, sid: int) -> None:
         stream = self.streams.get(sid)
         if stream is None:
@@ -822,52 +862,93 @@ class H2Protocol(asyncio.Protocol):
 
     # -- requests -------------------------------------------------------------------------
     def _scope(self, fields: list[tuple[bytes, bytes]]) -> tuple[dict[str, Any], Request]:
-        """The ASGI scope of a request, after the checks h2 leaves to us."""
-        method = path = authority = protocol = b""
+        """The ASGI scope of a request, after RFC 9113 §8.2-8.3 (h2's own
+        header validation is off: this pass is the one that looks at every
+        field, once)."""
+        method = path = authority = protocol = scheme = host = None
         headers: Headers = []
         content_length: int | None = None
         expect = False
-        for name, value in fields:
-            if name[0] == 58:  # ":"
-                if name == b":method":
+        cookies = 0
+        regular = False
+        for field in fields:
+            name, value = field
+            if name[:1] == b":":
+                if regular:
+                    raise MalformedRequest("a pseudo-header after a regular field")
+                if _BAD_VALUE.search(value) is not None:
+                    raise MalformedRequest(f"invalid {name!r}")
+                if name == b":method" and method is None:
                     method = value
-                elif name == b":path":
+                elif name == b":path" and path is None:
                     path = value
-                elif name == b":authority":
+                elif name == b":scheme" and scheme is None:
+                    scheme = value
+                elif name == b":authority" and authority is None:
                     authority = value
-                elif name == b":protocol":
+                elif name == b":protocol" and protocol is None:
                     protocol = value  # extended CONNECT (RFC 8441)
-                # :scheme: the connection knows
+                else:
+                    raise MalformedRequest(f"unknown or repeated pseudo-header {name!r}")
                 continue
-            if name == b"host":
-                if not authority:
-                    authority = value
+            regular = True
+            if field not in _GOOD_FIELDS:
+                _check_field(name, value)
+                if len(_GOOD_FIELDS) >= _GOOD_FIELDS_MAX:
+                    _GOOD_FIELDS.clear()
+                _GOOD_FIELDS.add(field)
+            c = name[0]
+            if c == 104 and name == b"host":  # h
+                if host is not None:
+                    raise MalformedRequest("more than one host")
+                host = value
                 continue  # re-added first, from :authority (ASGI spec)
-            if name == b"content-length":
-                if _DIGITS.fullmatch(value) is None:
-                    raise MalformedRequest("invalid content-length")
-                if content_length is not None and int(value) != content_length:
-                    raise MalformedRequest("conflicting content-length")
-                content_length = int(value)
-            elif name == b"expect" and value.lower() == b"100-continue":
+            if c == 99:  # c
+                if name == b"content-length":
+                    if _DIGITS.fullmatch(value) is None:
+                        raise MalformedRequest("invalid content-length")
+                    if content_length is not None and int(value) != content_length:
+                        raise MalformedRequest("conflicting content-length")
+                    content_length = int(value)
+                elif name == b"cookie":
+                    cookies += 1
+            elif c == 101 and name == b"expect" and value.lower() == b"100-continue":  # e
                 expect = True
-            headers.append((name, value))
-        if _TOKEN.fullmatch(method) is None:
-            raise MalformedRequest("invalid :method")
-        if authority and _AUTHORITY.fullmatch(authority) is None:
-            raise MalformedRequest("invalid :authority")
-        if method != b"CONNECT" or protocol:
+            headers.append(field)
+        if method is None or _TOKEN.fullmatch(method) is None:
+            raise MalformedRequest("missing or invalid :method")
+        if method == b"CONNECT" and protocol is None:
+            # RFC 9113 §8.5: authority only.
+            if scheme is not None or path is not None or authority is None:
+                raise MalformedRequest("a CONNECT has :authority and no :scheme or :path")
+        else:
+            if protocol is not None and method != b"CONNECT":
+                raise MalformedRequest(":protocol is for CONNECT only")
+            if scheme is None or _SCHEME.fullmatch(scheme) is None:
+                raise MalformedRequest("missing or invalid :scheme")
             if path == b"*":
                 if method != b"OPTIONS":
                     raise MalformedRequest("'*' is for OPTIONS only")
-            elif _PATH.fullmatch(path) is None:
-                raise MalformedRequest("invalid :path")
-        if authority:
+            elif path is None or _PATH.fullmatch(path) is None:
+                raise MalformedRequest("missing or invalid :path")
+        if host is not None:
+            if authority is None:
+                authority = host
+            elif host != authority:
+                raise MalformedRequest("host and :authority differ")
+        if authority is not None:
+            if _AUTHORITY.fullmatch(authority) is None:
+                raise MalformedRequest("invalid :authority")
             headers.insert(0, (b"host", authority))
+        if cookies > 1:
+            # RFC 9113 §8.2.3: one field again for an HTTP/1.1-shaped app.
+            crumbs = b"; ".join(v for n, v in headers if n == b"cookie")
+            headers = [f for f in headers if f[0] != b"cookie"]
+            headers.append((b"cookie", crumbs))
         req = Request(method, path or b"/", b"2", headers)
         req.content_length = content_length
         req.expect_continue = expect
-        req.upgrade = protocol or None
+        req.upgrade = protocol
         return self._h1_scope(req), req
 
     def _h1_scope(self, req: Request) -> dict[str, Any]:

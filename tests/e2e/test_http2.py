@@ -36,12 +36,14 @@ HOLD = ThreadEvent()  # /hold answers only once this is set
 STARTED = ThreadEvent()  # /hold and /disconnect are running
 DISCONNECTED = ThreadEvent()  # /disconnect saw http.disconnect
 SENT: list[int] = []  # /big: bytes handed to send() so far
+SEEN_HEADERS: list[list[tuple[bytes, bytes]]] = []  # the scope headers of each request
 
 
 async def app(scope, receive, send):  # type: ignore[no-untyped-def]
     if scope["type"] != "http":
         return
     path = scope["path"]
+    SEEN_HEADERS.append(list(scope["headers"]))
     if path == "/slowread":
         await GATE.wait_async()
     if path == "/disconnect":
@@ -311,24 +313,50 @@ def test_reset_stream_is_http_disconnect(srv: RunningServer) -> None:
         assert client.response(client.request("/after")).status == 200
 
 
+GET = [(b":method", b"GET"), (b":scheme", b"http"), (b":authority", b"x"), (b":path", b"/")]
+MALFORMED = {
+    # RFC 9113 §8.3.1 and our target rules (the same as HTTP/1.1's)
+    "path-no-slash": [*GET[:3], (b":path", b"no-slash")],
+    "path-fragment": [*GET[:3], (b":path", b"/a#frag")],
+    "asterisk-not-options": [*GET[:3], (b":path", b"*")],
+    "path-missing": GET[:3],
+    "path-empty": [*GET[:3], (b":path", b"")],
+    "method-missing": GET[1:],
+    "method-invalid": [(b":method", b"G(T"), *GET[1:]],
+    "scheme-missing": [GET[0], *GET[2:]],
+    "authority-invalid": [*GET[:2], (b":authority", b"a b"), GET[3]],
+    # §8.3: pseudo-headers
+    "pseudo-after-regular": [*GET[:3], (b"accept", b"*/*"), GET[3]],
+    "pseudo-twice": [*GET, (b":path", b"/again")],
+    "pseudo-unknown": [*GET, (b":custom", b"x")],
+    "pseudo-response-only": [*GET, (b":status", b"200")],
+    "protocol-without-connect": [*GET, (b":protocol", b"websocket")],
+    "connect-with-path": [(b":method", b"CONNECT"), (b":authority", b"x:443"), (b":path", b"/")],
+    # §8.2: fields
+    "uppercase-name": [*GET, (b"Accept", b"*/*")],
+    "empty-name": [*GET, (b"", b"x")],
+    "space-in-name": [*GET, (b"a b", b"x")],
+    "colon-in-name": [*GET, (b"a:b", b"x")],
+    "connection-field": [*GET, (b"connection", b"keep-alive")],
+    "upgrade-field": [*GET, (b"upgrade", b"h2c")],
+    "te-not-trailers": [*GET, (b"te", b"gzip")],
+    "value-leading-space": [*GET, (b"accept", b" x")],
+    "value-trailing-tab": [*GET, (b"accept", b"x\t")],
+    "value-nul": [*GET, (b"accept", b"a\x00b")],
+    "value-lf": [*GET, (b"accept", b"a\nb")],
+    "two-hosts": [*GET, (b"host", b"x"), (b"host", b"x")],
+    "host-differs": [*GET, (b"host", b"y")],
+}
+
+
 def test_malformed_requests_are_stream_errors(srv: RunningServer) -> None:
-    cases = [
-        [(b":path", b"no-slash")],
-        [(b":path", b"/a#frag")],
-        [(b":path", b"*")],  # only OPTIONS
-        [(b":path", b"/"), (b":authority", b"a b")],
-        [(b":path", b"/"), (b":method", b"G(T")],
-    ]
     with H2Client(srv) as client:
-        for fields in cases:
+        for case, fields in MALFORMED.items():
             sid = client.conn.get_next_available_stream_id()
-            base = {b":method": b"GET", b":scheme": b"http", b":authority": b"x", b":path": b"/"}
-            base.update({n: v for n, v in fields if n.startswith(b":")})
-            extra = [(n, v) for n, v in fields if not n.startswith(b":")]
-            client.conn.send_headers(sid, [*base.items(), *extra], end_stream=True)
+            client.conn.send_headers(sid, fields, end_stream=True)
             client.flush()
             client.replies[sid] = Reply()
-            assert client.response(sid).reset == ErrorCodes.PROTOCOL_ERROR, fields
+            assert client.response(sid).reset == ErrorCodes.PROTOCOL_ERROR, case
         # Still serving on the same connection.
         assert client.response(client.request("/ok")).status == 200
     # A Content-Length h2 cannot read is a connection error (h2 checks the
@@ -338,6 +366,28 @@ def test_malformed_requests_are_stream_errors(srv: RunningServer) -> None:
             client.request("/", headers=[(b"content-length", v) for v in values])
             client.wait_closed()
             assert client.goaway is not None and client.goaway.error_code == ErrorCodes.PROTOCOL_ERROR
+
+
+def test_well_formed_edge_cases(srv: RunningServer) -> None:
+    with H2Client(srv) as client:
+        # Host without :authority; split cookies joined (RFC 9113 §8.2.3); TE: trailers.
+        fields = [*GET[:2], GET[3], (b"host", b"example.com"), (b"cookie", b"a=1"), (b"te", b"trailers"),
+                  (b"cookie", b"b=2"), (b"accept", b"")]
+        sid = client.conn.get_next_available_stream_id()
+        client.conn.send_headers(sid, fields, end_stream=True)
+        client.flush()
+        client.replies[sid] = Reply()
+        assert json.loads(client.response(sid).body)["host"] == ["example.com"]
+        assert SEEN_HEADERS[-1].count((b"cookie", b"a=1; b=2")) == 1
+        # Request trailers are read and dropped; a pseudo-header in them is malformed.
+        sid = client.request("/", method="POST", body=b"abc", end=False)
+        client.conn.send_headers(sid, [(b"x-sum", b"1")], end_stream=True)
+        client.flush()
+        assert json.loads(client.response(sid).body)["body"] == 3
+        sid = client.request("/", method="POST", body=b"abc", end=False)
+        client.conn.send_headers(sid, [(b":path", b"/x")], end_stream=True)
+        client.flush()
+        assert client.response(sid).reset == ErrorCodes.PROTOCOL_ERROR
 
 
 def test_connection_error_closes_with_goaway_and_others_go_on(srv: RunningServer) -> None:
