@@ -122,10 +122,11 @@ class StreamSink(Protocol):
 
     def sendfile(
         self, cycle: RequestCycle, file: BinaryIO, offset: int, count: int
-    ) -> Awaitable[None] | None:
+    ) -> Awaitable[int] | None:
         """Send ``count`` bytes of ``file`` from ``offset`` as body without
-        copying them through Python, after the head; None where the carrier
-        cannot (the cycle copies the file in bounded chunks instead)."""
+        copying them through Python, after the head (the awaitable gives the
+        bytes sent); None where the carrier cannot (the cycle copies the file
+        in bounded chunks instead)."""
 
     def abort(self, cycle: RequestCycle) -> None: ...
 
@@ -437,11 +438,14 @@ class RequestCycle:
                 self._wrong_length(total, more)
             self._pending_head = None
             self.sink.send_head(self, head[0], head[1], b"", False)
-            sent = self.sink.sendfile(self, file, offset, count)
-            if sent is not None:
-                await sent
+            sending = self.sink.sendfile(self, file, offset, count)
+            if sending is not None:
+                sent = await sending
                 if self._disconnected():
                     raise ClientDisconnected("the client disconnected")
+                if sent < count:
+                    self._abort()  # the head promised more
+                    raise ASGIMessageError(f"the file ended {count - sent} bytes early")
                 self.response_bytes += count
                 if not more:
                     self._send_body(b"", False)

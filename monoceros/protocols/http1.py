@@ -585,7 +585,7 @@ class HTTP11Protocol(asyncio.Protocol):
 
     def sendfile(
         self, cycle: RequestCycle, file: BinaryIO, offset: int, count: int
-    ) -> Awaitable[None] | None:
+    ) -> Awaitable[int] | None:
         # asyncio's own loop can sendfile(2) on a plain socket transport;
         # TLS, chunked framing and uvloop take the copy in cycle.py.
         if (
@@ -598,14 +598,15 @@ class HTTP11Protocol(asyncio.Protocol):
             return None
         return self._sendfile(file, offset, count)
 
-    async def _sendfile(self, file: BinaryIO, offset: int, count: int) -> None:
+    async def _sendfile(self, file: BinaryIO, offset: int, count: int) -> int:
         try:
-            await self.ctx.loop.sendfile(self.transport, file, offset, count, fallback=True)
+            return await self.ctx.loop.sendfile(self.transport, file, offset, count, fallback=True)
         except OSError:  # the client went away
             cycle = self.cycle
             if cycle is not None:
                 cycle.client_gone()
             self._close()
+            return 0
 
     def abort(self, cycle: RequestCycle) -> None:
         if cycle is self.cycle and self.state is not _CLOSING:

@@ -85,7 +85,6 @@ ABUSE_WINDOW = 10.0
 _TOKEN = re.compile(rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 _PATH = re.compile(rb"/[\x21\x22\x24-\x7e]*")  # origin-form, no fragment
 _AUTHORITY = re.compile(rb"[A-Za-z0-9\-._~!$&'()*+,;=:\[\]%]+")
-_DIGITS = re.compile(rb"[0-9]{1,18}")
 _SCHEME = re.compile(rb"[A-Za-z][A-Za-z0-9+\-.]*")
 # RFC 9113 §8.2.1: names are lowercase tokens; values hold no NUL, CR or LF
 # and neither start nor end with whitespace.
@@ -269,7 +268,12 @@ class H2Stream:
             return None
         conn = self.conn
         if self.pending is None and not conn.write_paused:
-            return None
+            if not conn.flush_scheduled:
+                return None
+            # Frames wait for this turn's flush: let it run before the app
+            # produces more, or a streaming app would pile up its whole
+            # body in h2's buffer before the transport could push back.
+            conn.drainers.append(self)
         waiter = self.waiter
         if waiter is None or waiter.done():
             waiter = self.waiter = conn.ctx.loop.create_future()
@@ -430,7 +434,8 @@ class H2Protocol(asyncio.Protocol):
         self.blocked: dict[int, H2Stream] = {}  # streams waiting for window, in order
         self.running = 0  # app calls of this connection still running
         self.write_paused = False
-        self._flush_scheduled = False
+        self.flush_scheduled = False
+        self.drainers: list[H2Stream] = []  # streams waiting for the next flush
         self.max_streams = config.h2_max_concurrent_streams
         self.max_resets = config.h2_max_resets
         self.max_control = config.h2_max_control_frames
@@ -558,15 +563,21 @@ class H2Protocol(asyncio.Protocol):
     # -- writing -------------------------------------------------------------------------
     def flush_soon(self) -> None:
         """Write what the streams produce in this turn of the loop in one go."""
-        if not self._flush_scheduled:
-            self._flush_scheduled = True
+        if not self.flush_scheduled:
+            self.flush_scheduled = True
             self.ctx.loop.call_soon(self.flush)
 
     def flush(self) -> None:
-        self._flush_scheduled = False
+        self.flush_scheduled = False
         data = self.h2.data_to_send()
         if data and self.state is not _CLOSED:
             self.transport.write(data)
+        drainers = self.drainers
+        if drainers and not self.write_paused:  # else resume_writing wakes them
+            self.drainers = []
+            for stream in drainers:
+                if stream.pending is None:
+                    stream.wake()
 
     def _close_after_flush(self) -> None:
         self.flush()
@@ -820,9 +831,11 @@ class H2Protocol(asyncio.Protocol):
             return
         now = self.ctx.loop.time()
         if self.write_paused:
-            # The client reads nothing at all: every stream is stalled.
+            # The client reads nothing at all: every stream is stalled, and
+            # a polite close would wait for a buffer that never drains.
             self._debug("HTTP/2 client %s: %s", "stopped reading")
             self.force_close()
+            self.transport.abort()
             return
         if not self.streams:
             self.shutdown()
@@ -905,10 +918,8 @@ class H2Protocol(asyncio.Protocol):
                 continue  # re-added first, from :authority (ASGI spec)
             if c == 99:  # c
                 if name == b"content-length":
-                    if _DIGITS.fullmatch(value) is None:
-                        raise MalformedRequest("invalid content-length")
-                    if content_length is not None and int(value) != content_length:
-                        raise MalformedRequest("conflicting content-length")
+                    # h2 refused a non-numeric or conflicting one (a connection
+                    # error) before this event existed.
                     content_length = int(value)
                 elif name == b"cookie":
                     cookies += 1

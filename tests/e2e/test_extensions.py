@@ -51,6 +51,38 @@ async def app(scope, receive, send):  # type: ignore[no-untyped-def]
             await send({"type": "http.response.zerocopysend", "file": f, "count": 1000, "more_body": True})
             await send({"type": "http.response.zerocopysend", "file": f.fileno(), "offset": 500_000})
         return
+    if path == "/misuse2":
+        errors = SEEN["errors"] = []
+        await send({"type": "http.response.start", "status": 200, "headers": [], "trailers": True})
+        with open(SEEN["file"], "rb") as f:
+            for message in (
+                {"type": "http.response.trailers", "headers": []},  # the body is not complete
+                {"type": "http.response.pathsend", "path": "relative"},
+                {"type": "http.response.zerocopysend", "file": f, "offset": -1},
+            ):
+                try:
+                    await send(message)
+                except Exception as exc:
+                    errors.append(type(exc).__name__)
+        await send({"type": "http.response.body", "body": b"abc"})
+        for message in (
+            {"type": "http.response.body", "body": b"more"},  # trailers are due
+            {"type": "http.response.trailers", "headers": [(b"content-length", b"1")]},
+            {"type": "http.response.trailers", "headers": [(b"x",)]},
+        ):
+            try:
+                await send(message)
+            except Exception as exc:
+                errors.append(type(exc).__name__)
+        return  # without the trailers: the response still ends
+    if path == "/short-file":
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        with open(SEEN["file"], "rb") as f:
+            try:
+                await send({"type": "http.response.zerocopysend", "file": f, "count": len(DATA) + 10})
+            except Exception as exc:
+                SEEN["short"] = type(exc).__name__
+        return
     if path == "/misuse":
         errors = []
         for message in (
@@ -178,6 +210,38 @@ def test_zerocopysend(srv: RunningServer, proto: str) -> None:
 def test_misuse_is_an_error_for_the_app(srv: RunningServer, proto: str) -> None:
     body = h2_get(srv, "/misuse").body if proto == "h2" else h1_body(srv, "/misuse")
     assert body == b",".join([b"ASGIMessageError"] * 6)
+
+
+def test_more_misuse_and_a_missing_trailer(srv: RunningServer, proto: str) -> None:
+    body = h2_get(srv, "/misuse2").body if proto == "h2" else h1_body(srv, "/misuse2")
+    assert body == b"abc"
+    assert SEEN["errors"] == ["ASGIMessageError"] * 6
+
+
+def test_file_shorter_than_promised(srv: RunningServer, proto: str) -> None:
+    """A 500 while nothing is on the wire; a cut connection after the head."""
+    if proto == "h2":
+        reply = h2_get(srv, "/short-file")
+        assert reply.status == 500 or reply.reset is not None
+    else:
+        raw, _ = h1_get(srv, "/short-file")
+        # asyncio's sendfile sent the head and the whole file, then the
+        # connection was cut: fewer bytes than the Content-Length says.
+        assert raw.startswith(b"HTTP/1.1 200 ") and b"content-length: %d" % (len(DATA) + 10) in raw
+        assert len(raw.split(b"\r\n\r\n", 1)[1]) == len(DATA)
+    assert SEEN["short"] == "ASGIMessageError"
+
+
+def test_pathsend_to_head(srv: RunningServer, proto: str) -> None:
+    if proto == "h2":
+        with H2Client(srv) as client:
+            reply = client.response(client.request("/pathsend", method="HEAD"))
+        assert reply.header(b"content-length") == b"%d" % len(DATA) and reply.body == b""
+        return
+    with srv.connect() as sock:
+        sock.sendall(b"HEAD /pathsend HTTP/1.1\r\nHost: x\r\n\r\n")
+        response = read_response(Reader(sock), b"HEAD")
+    assert response.header(b"content-length") == b"%d" % len(DATA) and response.body == b""
 
 
 def test_pathsend_on_uvloop(data_file: str) -> None:

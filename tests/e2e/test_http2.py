@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import shutil
 import subprocess
 from collections.abc import Iterator
@@ -22,7 +23,7 @@ import h2.settings
 import httpx
 import pytest
 from conftest import RunningServer, run_server
-from h1tools import ThreadEvent
+from h1tools import Reader, ThreadEvent
 from h2tools import H2Client, Reply
 from hpack import Encoder
 from hyperframe.frame import ContinuationFrame, DataFrame, HeadersFrame, PingFrame, SettingsFrame
@@ -68,6 +69,21 @@ async def app(scope, receive, send):  # type: ignore[no-untyped-def]
             await send({"type": "http.response.body", "body": b"x" * 10_000, "more_body": True})
             SENT.append(10_000)
         await send({"type": "http.response.body", "body": b""})
+        return
+    if path == "/own-server":
+        headers = [(b"server", b"mine"), (b"content-length", b"2")]
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
+        await send({"type": "http.response.body", "body": b"ok"})
+        return
+    if path == "/boom":
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"partial", "more_body": True})
+        raise RuntimeError("boom")
+    if path == "/trailers":
+        size = int(scope["query_string"] or 0)
+        await send({"type": "http.response.start", "status": 200, "headers": [], "trailers": True})
+        await send({"type": "http.response.body", "body": b"t" * size})
+        await send({"type": "http.response.trailers", "headers": [(b"x-t", b"1")] if size else []})
         return
     if path == "/stream":
         await send({"type": "http.response.start", "status": 200, "headers": [(b"X-Kind", b"Stream")]})
@@ -220,17 +236,19 @@ def test_upgrade_then_more_streams_on_the_connection(srv: RunningServer) -> None
         b"Content-Length: 0\r\n",  # no HTTP2-Settings (RFC 7540 §3.2.1: then no upgrade)
         b"HTTP2-Settings: AAMAAABk\r\nHTTP2-Settings: AAMAAABk\r\nContent-Length: 0\r\n",  # two
         b"HTTP2-Settings: AAMAAA\r\nContent-Length: 0\r\n",  # not whole settings
+        b"HTTP2-Settings: A\r\nContent-Length: 0\r\n",  # not base64
         b"HTTP2-Settings: AAMAAABk\r\nTransfer-Encoding: chunked\r\n",  # a body of unknown length
+        b"HTTP2-Settings: AAMAAABk\r\nContent-Length: 70000\r\n",  # more than we read before switching
     ],
-    ids=["no-settings", "two-settings", "broken-settings", "chunked"],
+    ids=["no-settings", "two-settings", "broken-settings", "not-base64", "chunked", "large-body"],
 )
 def test_upgrade_not_taken(srv: RunningServer, fields: bytes) -> None:
     """Served as HTTP/1.1 instead (RFC 9110 §7.8 lets a server ignore Upgrade)."""
-    body = b"3\r\nabc\r\n0\r\n\r\n" if b"chunked" in fields else b""
+    body = b"3\r\nabc\r\n0\r\n\r\n" if b"chunked" in fields else b"b" * 70000 if b"70000" in fields else b""
     with srv.connect() as sock:
         sock.sendall(b"POST /up HTTP/1.1\r\nHost: x\r\nConnection: Upgrade, HTTP2-Settings\r\n"
                      b"Upgrade: h2c\r\n" + fields + b"\r\n" + body)
-        data = sock.recv(65536)
+        data = Reader(sock).read_until(b"}")
         assert data.startswith(b"HTTP/1.1 200 "), data
         assert b'"http_version": "1.1"' in data
 
@@ -330,6 +348,7 @@ MALFORMED = {
     "pseudo-twice": [*GET, (b":path", b"/again")],
     "pseudo-unknown": [*GET, (b":custom", b"x")],
     "pseudo-response-only": [*GET, (b":status", b"200")],
+    "pseudo-value-nul": [*GET[:2], (b":authority", b"a\x00b"), GET[3]],
     "protocol-without-connect": [*GET, (b":protocol", b"websocket")],
     "connect-with-path": [(b":method", b"CONNECT"), (b":authority", b"x:443"), (b":path", b"/")],
     # §8.2: fields
@@ -562,3 +581,130 @@ def test_limits_shared_with_http1() -> None:
         sid = client.request("/slowread", method="POST", body=b"x" * 20, end=False)
         GATE.set()
         assert client.response(sid).status == 413
+
+
+# -- more of the stream's life ------------------------------------------------------------------
+def test_app_headers_and_failures(srv: RunningServer) -> None:
+    with H2Client(srv) as client:
+        reply = client.response(client.request("/own-server"))
+        assert [v for n, v in reply.headers if n == b"server"] == [b"mine"]
+        assert reply.header(b"date") is not None
+        # A streamed response the app cannot finish: RST_STREAM, never a short "complete" one.
+        reply = client.response(client.request("/boom"))
+        assert reply.body == b"partial" and reply.reset == ErrorCodes.INTERNAL_ERROR
+        # Trailers with no fields end the stream with an empty DATA frame.
+        reply = client.response(client.request("/trailers"))
+        assert reply.ended and reply.trailers == []
+
+
+def test_trailers_wait_for_the_window(srv: RunningServer) -> None:
+    s = h2.settings.SettingCodes
+    with H2Client(srv, settings={s.INITIAL_WINDOW_SIZE: 1000}, auto_ack=False) as client:
+        sid = client.request("/trailers?5000")
+        client.receive(lambda: len(client.replies[sid].body) >= 1000)
+        assert client.replies[sid].trailers == []
+        client.auto_ack = True
+        client.conn.increment_flow_control_window(10_000, sid)
+        client.flush()
+        reply = client.response(sid)
+        assert len(reply.body) == 5000 and reply.trailers == [(b"x-t", b"1")]
+
+
+def test_large_body_pauses_the_cycle() -> None:
+    """More than the cycle's high-water mark arrives before the app reads."""
+    with run_server(app, lifespan="off", h2_initial_window_size=300_000) as srv, H2Client(srv) as client:
+        client.receive(lambda: bool(client.remote_settings))
+        client.conn.increment_flow_control_window(1_000_000)
+        sid = client.request("/slowread", method="POST", end=False)
+        for _ in range(15):
+            client.conn.send_data(sid, b"z" * 10_000)
+        client.flush()
+        client.conn.ping(b"pingpong")
+        client.flush()
+        client.receive(lambda: any(isinstance(e, h2.events.PingAckReceived) for e in client.events))
+        GATE.set()
+        client.conn.send_data(sid, b"", end_stream=True)
+        client.flush()
+        assert json.loads(client.response(sid).body)["body"] == 150_000
+
+
+def test_concurrency_limit_is_503() -> None:
+    with run_server(app, lifespan="off", limit_concurrency=1) as srv, H2Client(srv) as client:
+        held = client.request("/hold")
+        assert STARTED.wait()
+        assert client.response(client.request("/x")).status == 503
+        HOLD.set()
+        assert client.response(held).status == 200
+
+
+def test_client_goaway_closes(srv: RunningServer) -> None:
+    with H2Client(srv) as client:
+        assert client.response(client.request("/x")).status == 200
+        client.conn.close_connection()
+        client.flush()
+        client.conn.state_machine.state = h2.connection.ConnectionState.CLIENT_OPEN
+        client.wait_closed()
+        assert client.closed
+
+
+def test_new_streams_after_goaway_are_refused_and_shutdown_times_out() -> None:
+    with run_server(app, lifespan="off", timeout_graceful_shutdown=1) as srv, H2Client(srv) as client:
+        held = client.request("/hold")
+        assert STARTED.wait()
+        srv.server.should_exit = True
+        client.receive(lambda: client.goaway is not None)
+        assert client.response(client.request("/late")).reset == ErrorCodes.REFUSED_STREAM
+        # The held app never answers: the shutdown timeout cancels it and closes.
+        client.wait_closed()
+        assert client.replies[held].status == 0
+        HOLD.set()  # (ends the thread the cancelled app waited in)
+
+
+class LogEvent(logging.Handler):
+    """Sets an event when a record with ``text`` is logged."""
+
+    def __init__(self, text: str) -> None:
+        super().__init__(logging.DEBUG)
+        self.text = text
+        self.event = ThreadEvent()
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if self.text in record.getMessage():
+            self.event.set()
+
+
+def test_client_that_reads_nothing_is_dropped() -> None:
+    """The kernel buffers fill, the transport pauses writing, and after
+    --h2-stall-timeout the connection is aborted (not closed politely: its
+    buffer would never drain)."""
+    s = h2.settings.SettingCodes
+    logger = logging.getLogger("monoceros.error")
+    seen = LogEvent("stopped reading")
+    logger.addHandler(seen)
+    level = logger.level
+    logger.setLevel(logging.DEBUG)
+    try:
+        with (
+            run_server(app, lifespan="off", h2_stall_timeout=1.0) as srv,
+            H2Client(srv, settings={s.INITIAL_WINDOW_SIZE: 2**31 - 1}) as client,
+        ):
+            client.conn.increment_flow_control_window(2**31 - 1 - 65535)
+            client.request("/big?50000000")
+            assert seen.event.wait(15), "the server kept the stalled connection"
+            client.wait_closed()  # what was in flight, then the end
+            assert client.closed
+    finally:
+        logger.removeHandler(seen)
+        logger.setLevel(level)
+
+
+def test_debug_log_line_for_bad_input(srv: RunningServer, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.DEBUG, "monoceros.error")
+    with H2Client(srv) as client:
+        sid = client.conn.get_next_available_stream_id()
+        client.conn.send_headers(sid, MALFORMED["uppercase-name"], end_stream=True)
+        client.flush()
+        client.replies[sid] = Reply()
+        assert client.response(sid).reset == ErrorCodes.PROTOCOL_ERROR
+    lines = [r for r in caplog.records if "Malformed HTTP/2 request" in r.getMessage()]
+    assert len(lines) == 1 and lines[0].levelno == logging.DEBUG
