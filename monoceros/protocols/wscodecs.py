@@ -73,6 +73,8 @@ class WSCodec(Protocol):
     #: The close handshake is over (or the connection failed): write
     #: :meth:`data_to_send` and close the connection.
     finished: bool
+    #: :meth:`data_to_send` may have bytes (a plain attribute: checked per message).
+    pending: bool
 
     def negotiate(self, offers: list[bytes]) -> bytes | None:
         """Take the request's ``Sec-WebSocket-Extensions`` values; return the
@@ -186,7 +188,7 @@ class WebsocketsCodec:
         self._message = _Assembler(None, True)  # the protocol bounds the size
         self.finished = False
         self._out: list[bytes] = []
-        self._lib_wrote = False  # the library may have output to collect
+        self.pending = False  # the library may have output to collect
 
     def negotiate(self, offers: list[bytes]) -> bytes | None:
         from websockets.datastructures import Headers
@@ -210,7 +212,7 @@ class WebsocketsCodec:
             data = self._fast_frames(data, events)
             if not data:
                 return events
-        self._lib_wrote = True
+        self.pending = True
         p.receive_data(data)
         op = self._op
         frames: list[Any] = p.events_received()
@@ -285,7 +287,7 @@ class WebsocketsCodec:
                 return _frame(1, message.encode())
             return _frame(2, message)  # type: ignore[arg-type]
         p = self._p
-        self._lib_wrote = True
+        self.pending = True
         if type(message) is str:
             p.send_text(message.encode())
         else:
@@ -294,18 +296,17 @@ class WebsocketsCodec:
 
     def close(self, code: int, reason: str) -> bytes:
         p = self._p
-        self._lib_wrote = True
+        self.pending = True
         if p.state is self._state.OPEN:
             p.send_close(code, reason)
         return self.data_to_send()
 
     def ping(self, payload: bytes) -> bytes:
-        self._lib_wrote = True
+        self.pending = True
         self._p.send_ping(payload)
         return self.data_to_send()
 
     def _collect(self) -> None:
-        self._lib_wrote = False
         for chunk in self._p.data_to_send():
             if chunk:
                 self._out.append(chunk)
@@ -313,8 +314,8 @@ class WebsocketsCodec:
                 self.finished = True
 
     def data_to_send(self) -> bytes:
-        if self._lib_wrote:
-            self._collect()
+        self.pending = False
+        self._collect()
         out = self._out
         if not out:
             return b""
@@ -338,6 +339,7 @@ class WsprotoCodec:
         self._message = _Assembler(max_size, False)
         self._in_message = False
         self.finished = False
+        self.pending = False
         self._out = b""
 
     def negotiate(self, offers: list[bytes]) -> bytes | None:
@@ -379,6 +381,7 @@ class WsprotoCodec:
                     self._in_message = False
                     events.append(message)
             elif t is ev.Ping:
+                self.pending = True
                 self._out += conn.send(event.response())  # type: ignore[attr-defined]
             elif t is ev.Pong:
                 events.append(PONG)
@@ -386,6 +389,7 @@ class WsprotoCodec:
                 code, reason = int(event.code), event.reason or ""  # type: ignore[attr-defined]
                 state = conn.state
                 if state is self._states.REMOTE_CLOSING:  # the peer starts closing: echo
+                    self.pending = True
                     self._out += conn.send(event.response())  # type: ignore[attr-defined]
                 elif state is not self._states.CLOSED:  # not a reply to ours: wsproto found a fault
                     events.append(self._fail(code, reason))
@@ -398,6 +402,7 @@ class WsprotoCodec:
     def _fail(self, code: int, reason: str) -> Failed:
         conn = self._conn
         if conn.state is self._states.OPEN:
+            self.pending = True
             self._out += conn.send(self._ev.CloseConnection(code=code, reason=reason))
         self.finished = True
         return Failed(code, reason)
@@ -418,6 +423,7 @@ class WsprotoCodec:
         return self._conn.send(self._ev.Ping(payload=payload))
 
     def data_to_send(self) -> bytes:
+        self.pending = False
         out, self._out = self._out, b""
         return out
 
