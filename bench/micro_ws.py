@@ -136,7 +136,9 @@ def callgrind_count(server: str, n: int) -> int:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--callgrind", action="store_true", help="count instructions with valgrind")
     parser.add_argument("--messages", type=int, default=0, help="messages per measurement")
     parser.add_argument("--servers", default=",".join(SERVERS))

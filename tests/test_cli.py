@@ -167,7 +167,9 @@ BAD_INPUT = [
     pytest.param(["--ws", "bogus", "procapps:app"], 2, "Invalid value for '--ws'", id="ws"),
     pytest.param(["--ws-max-size", "0", "procapps:app"], 1, "--ws-max-size must be > 0", id="ws-max"),
     pytest.param(["--ws-max-queue", "-1", "procapps:app"], 1, "--ws-max-queue must be > 0", id="ws-queue"),
-    pytest.param(["--ws-ping-interval", "-1", "procapps:app"], 1, "--ws-ping-interval must be >= 0", id="ws-ping"),
+    pytest.param(
+        ["--ws-ping-interval", "-1", "procapps:app"], 1, "--ws-ping-interval must be >= 0", id="ws-ping"
+    ),
 ]
 
 

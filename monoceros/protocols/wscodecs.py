@@ -167,9 +167,18 @@ class WebsocketsCodec:
         from websockets.protocol import State
         from websockets.server import ServerProtocol
 
+        class _Protocol(ServerProtocol):
+            def recv_frame(self, frame: Any) -> None:
+                # RFC 6455 §5.4 lets a close frame come between the fragments
+                # of a message (the message is then abandoned); websockets
+                # fails that with 1002, Autobahn case 7.1.5 expects the echo.
+                if frame.opcode is Opcode.CLOSE:
+                    self.current_size = None
+                super().recv_frame(frame)
+
         # The protocol starts OPEN: the handshake was ours.  Its max_size is
         # the whole-message bound (it counts fragments and inflated bytes).
-        self._p = ServerProtocol(
+        self._p = _Protocol(
             extensions=[ServerPerMessageDeflateFactory()] if deflate else None,
             state=State.OPEN,
             max_size=max_size,
@@ -357,7 +366,7 @@ class WsprotoCodec:
                 if accepted is None or accepted is False:
                     continue
                 self._conn = self._make([extension])
-                answer = name if accepted is True else f"{name}; {accepted}"
+                answer = f"{name}; {accepted}" if isinstance(accepted, str) and accepted else name
                 return answer.encode("latin-1")
         return None
 
