@@ -181,24 +181,12 @@ class Config:
         "auto",
         "WebSocket protocol implementation.",
         type=click.Choice(WS_IMPLEMENTATIONS),
-        later="WebSocket support",
-        allowed=("none",),
     )
-    ws_max_size: int = setting(
-        16 * 1024 * 1024, "WebSocket max size message in bytes", type=int, later="WebSocket support"
-    )
-    ws_max_queue: int = setting(
-        32, "The maximum length of the WebSocket message queue.", type=int, later="WebSocket support"
-    )
-    ws_ping_interval: float | None = setting(
-        20.0, "WebSocket ping interval in seconds.", type=float, later="WebSocket support"
-    )
-    ws_ping_timeout: float | None = setting(
-        20.0, "WebSocket ping timeout in seconds.", type=float, later="WebSocket support"
-    )
-    ws_per_message_deflate: bool = setting(
-        True, "WebSocket per-message-deflate compression", type=bool, later="WebSocket support"
-    )
+    ws_max_size: int = setting(16 * 1024 * 1024, "WebSocket max size message in bytes", type=int)
+    ws_max_queue: int = setting(32, "The maximum length of the WebSocket message queue.", type=int)
+    ws_ping_interval: float | None = setting(20.0, "WebSocket ping interval in seconds.", type=float)
+    ws_ping_timeout: float | None = setting(20.0, "WebSocket ping timeout in seconds.", type=float)
+    ws_per_message_deflate: bool = setting(True, "WebSocket per-message-deflate compression", type=bool)
     lifespan: str = setting("auto", "Lifespan implementation.", type=click.Choice(LIFESPANS))
     interface: str = setting(
         "auto",
@@ -404,6 +392,7 @@ class LoadedConfig:
     ssl: ssl.SSLContext | None
     default_headers: list[tuple[bytes, bytes]]
     http_impl: str
+    ws_impl: str | None  # "websockets", "wsproto", or None: upgrades are plain HTTP
     max_head_size: int
     max_request_line: int
     log_level: int
@@ -512,6 +501,10 @@ def validate(config: Config) -> None:
     _ensure_positive("timeout_request_header", config.timeout_request_header)
     _ensure_positive("timeout_graceful_shutdown", config.timeout_graceful_shutdown, allow_zero=True)
     _ensure_positive("h11_max_incomplete_event_size", config.h11_max_incomplete_event_size)
+    _ensure_positive("ws_max_size", config.ws_max_size)
+    _ensure_positive("ws_max_queue", config.ws_max_queue)
+    _ensure_positive("ws_ping_interval", config.ws_ping_interval, allow_zero=True)
+    _ensure_positive("ws_ping_timeout", config.ws_ping_timeout, allow_zero=True)
     if not 0 <= config.port <= 65535:
         raise ConfigError(f"--port must be between 0 and 65535, not {config.port}")
     level = config.log_level

@@ -29,11 +29,16 @@ class ProtocolError(MonocerosError):
         msg: one line describing what went wrong (logged at debug level).
         status_hint: the HTTP status the peer should get when the error
             happens before a response started (400 unless said otherwise).
+        headers: headers that reply needs (e.g. ``Sec-WebSocket-Version``
+            with a 426), as lower-case ``(name, value)`` byte pairs.
     """
 
-    def __init__(self, msg: str, status_hint: int = 400) -> None:
+    def __init__(
+        self, msg: str, status_hint: int = 400, headers: list[tuple[bytes, bytes]] | None = None
+    ) -> None:
         super().__init__(msg)
         self.status_hint = status_hint
+        self.headers = headers or []
 
 
 class RemoteProtocolError(ProtocolError):

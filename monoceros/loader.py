@@ -273,6 +273,19 @@ def wrap_app(app: Any, interface: str, config: Config, allow_ips: list[str]) -> 
     return cast(ASGIApp, app)
 
 
+def _ws_impl(name: str) -> str | None:
+    """The WebSocket library behind ``--ws`` (None: upgrades stay HTTP)."""
+    from monoceros.protocols.wscodecs import resolve_ws
+
+    impl = resolve_ws(name)
+    if impl is not None:
+        try:
+            __import__(impl)
+        except ImportError:
+            raise ConfigError(f"--ws {name} needs {impl}: pip install 'monoceros[standard]'") from None
+    return impl
+
+
 def load_environment(config: Config) -> None:
     """Configure logging and read ``--env-file``: what every process of a server does first."""
     from monoceros.logging import configure_logging
@@ -303,6 +316,7 @@ def load_config(config: Config) -> LoadedConfig:
     interface = config.interface
     if interface == "auto":
         interface = detect_interface(raw_app)
+    ws_impl = _ws_impl(config.ws) if interface != "wsgi" else None
     allow_ips = _forwarded_allow_ips(config)
     app = wrap_app(raw_app, interface, config, allow_ips)
     ssl_ctx = None
@@ -322,6 +336,7 @@ def load_config(config: Config) -> LoadedConfig:
         ssl=ssl_ctx,
         default_headers=_default_headers(config),
         http_impl=http_impl,
+        ws_impl=ws_impl,
         max_head_size=config.h11_max_incomplete_event_size or DEFAULT_MAX_HEAD_SIZE,
         max_request_line=MAX_REQUEST_LINE,
         log_level=_log_level(config.log_level),

@@ -60,6 +60,12 @@ class ServerContext:
         self.loop = loop
         self.app = loaded.app
         self.http_impl = loaded.http_impl
+        self.ws_impl = loaded.ws_impl
+        self.ws_max_size = config.ws_max_size
+        self.ws_max_queue = config.ws_max_queue
+        self.ws_ping_interval = config.ws_ping_interval
+        self.ws_ping_timeout = config.ws_ping_timeout
+        self.ws_per_message_deflate = config.ws_per_message_deflate
         self.max_head_size = loaded.max_head_size
         self.max_request_line = loaded.max_request_line
         self.root_path = config.root_path

@@ -272,7 +272,7 @@ GOOD: list[Good] = [
     ),
     Good(
         "rfc9110-7.8-upgrade-request-not-taken",
-        get(b"Connection: Upgrade", b"Upgrade: websocket", line=b"GET /ws HTTP/1.1")
+        get(b"Connection: Upgrade", b"Upgrade: example/1", line=b"GET /ws HTTP/1.1")
         + get(line=b"GET /after HTTP/1.1"),
         ((b"GET", b"/ws", b""), (b"GET", b"/after", b"")),
     ),

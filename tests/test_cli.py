@@ -161,8 +161,12 @@ BAD_INPUT = [
         ["--limit-concurrency", "0", "procapps:app"], 1, "--limit-concurrency must be > 0", id="limit"
     ),
     pytest.param(["--http2", "procapps:app"], 1, "--http2 .*HTTP/2", id="http2"),
-    pytest.param(["--ws", "websockets", "procapps:app"], 1, "--ws 'websockets': WebSocket", id="ws"),
-    pytest.param(["--ws-max-size", "10", "procapps:app"], 1, "--ws-max-size 10: WebSocket", id="ws-max"),
+    pytest.param(["--ws", "bogus", "procapps:app"], 2, "Invalid value for '--ws'", id="ws"),
+    pytest.param(["--ws-max-size", "0", "procapps:app"], 1, "--ws-max-size must be > 0", id="ws-max"),
+    pytest.param(["--ws-max-queue", "-1", "procapps:app"], 1, "--ws-max-queue must be > 0", id="ws-queue"),
+    pytest.param(
+        ["--ws-ping-interval", "-1", "procapps:app"], 1, "--ws-ping-interval must be >= 0", id="ws-ping"
+    ),
 ]
 
 

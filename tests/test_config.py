@@ -88,8 +88,6 @@ def test_every_command_line_setting_has_help_and_one_option() -> None:
     ("kwargs", "message"),
     [
         ({"http2": True}, "--http2 True: HTTP/2"),
-        ({"ws": "wsproto"}, "--ws 'wsproto': WebSocket"),
-        ({"ws_ping_interval": None}, "--ws-ping-interval None: WebSocket"),
     ],
 )
 def test_later_settings_are_refused(kwargs, message: str) -> None:

@@ -456,7 +456,7 @@ class RequestCycle:
         if self._pending_head is not None:
             # Nothing is on the wire yet: the client gets a clean 500.
             self._pending_head = None
-            self._send_error(500)
+            self.send_error(500)
         else:
             self._abort()
         raise ASGIMessageError(message)
@@ -468,18 +468,18 @@ class RequestCycle:
         try:
             result = await app(self.scope, self.receive, self.send)
         except BaseException as exc:
-            self._app_failed(exc)
+            self.app_failed(exc)
             if not isinstance(exc, Exception):
                 raise
         else:
             if result is not None:
                 logger.error("ASGI callable should return None, but returned '%s'.", result)
             if self.resp_state is not RESP_DONE:
-                self._incomplete()
+                self.app_incomplete()
         finally:
             self.sink.cycle_done(self)
 
-    def _incomplete(self) -> None:
+    def app_incomplete(self) -> None:
         """The app returned without finishing its response."""
         state = self.req_state
         if state is REQ_EOF or state is REQ_DISCONNECTED:
@@ -491,11 +491,11 @@ class RequestCycle:
         else:
             logger.error("ASGI callable returned without completing response.")
         if self._pending_head is not None or self.resp_state is RESP_START:
-            self._send_error(500)
+            self.send_error(500)
         else:
             self._abort()
 
-    def _app_failed(self, exc: BaseException) -> None:
+    def app_failed(self, exc: BaseException) -> None:
         if isinstance(exc, asyncio.CancelledError):
             self._abort()
             return
@@ -505,7 +505,7 @@ class RequestCycle:
         if self.resp_state is RESP_DONE:
             return
         if not gone and (self.resp_state is RESP_START or self._pending_head is not None):
-            self._send_error(500)
+            self.send_error(500)
         else:
             self._abort()
 
@@ -517,7 +517,7 @@ class RequestCycle:
             self.sink.abort(self)
             self._wake()
 
-    def _send_error(self, status: int) -> None:
+    def send_error(self, status: int) -> None:
         body = STATUS_PHRASES[status]
         self.keep_alive = False
         self.status = status

@@ -54,7 +54,7 @@ import contextvars
 import enum
 import logging
 import sys
-from typing import TYPE_CHECKING, Any, Final, cast
+from typing import TYPE_CHECKING, Any, Final, Protocol, cast
 from urllib.parse import unquote
 
 from monoceros._types import Headers
@@ -63,13 +63,17 @@ from monoceros.protocols.codecs import END_OF_MESSAGE, NEED_DATA, PAUSED, Data, 
 from monoceros.protocols.cycle import REQ_BODY, RequestCycle
 from monoceros.protocols.headers import STATUS_PHRASES, Request
 from monoceros.protocols.utils import get_addresses
+from monoceros.protocols.websocket import WebSocketProtocol, accept_response, check_handshake
+from monoceros.protocols.wscodecs import WS_CODECS
+from monoceros.protocols.wscycle import WebSocketCycle
 
 if TYPE_CHECKING:
     from monoceros._types import Connection
     from monoceros.server import ServerContext
 
-    class UpgradedProtocol(Connection, asyncio.Protocol):
-        """A protocol an upgrade hands the connection to (:meth:`HTTP11Protocol.hand_over`)."""
+    class UpgradedProtocol(Connection, Protocol):
+        """A protocol an upgrade hands the connection to (:meth:`HTTP11Protocol.hand_over`);
+        also an :class:`asyncio.Protocol`."""
 
         def take_over(self, transport: asyncio.Transport, data: bytes) -> None: ...
 
@@ -117,13 +121,15 @@ LINGER_SECONDS = 2.0
 _TASK_CONTEXT = sys.version_info >= (3, 11)
 
 
-def render_error(status: int, default_headers: bytes) -> bytes:
+def render_error(status: int, default_headers: bytes, headers: Headers | None = None) -> bytes:
     """The complete response for a request we refuse ourselves.
 
     Used for every parser, so refusals are the same bytes whichever parser
     found the fault.
     """
     body = STATUS_PHRASES.get(status, b"Error")
+    if headers:
+        default_headers += b"".join(b"%s: %s\r\n" % pair for pair in headers)
     return b"".join(
         (
             STATUS_LINES.get(status) or b"HTTP/1.1 %d Error\r\n" % status,
@@ -156,6 +162,8 @@ class HTTP11Protocol(asyncio.Protocol):
         self._write_paused = False
         self._drain_waiter: asyncio.Future[None] | None = None
         self.linger_left = 0  # bytes still read and dropped after a refusal
+        self.ws_cycle: WebSocketCycle | None = None  # a WebSocket handshake the app has not answered
+        self.ws_key = b""
 
     # -- asyncio.Protocol ----------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -185,6 +193,8 @@ class HTTP11Protocol(asyncio.Protocol):
         cycle = self.cycle
         if cycle is not None:
             cycle.client_gone()
+        if self.ws_cycle is not None:
+            self.ws_cycle.lost()
         waiter = self._drain_waiter
         if waiter is not None and not waiter.done():
             waiter.set_result(None)
@@ -195,6 +205,9 @@ class HTTP11Protocol(asyncio.Protocol):
         self.codec.receive_data(b"")
         self._process()  # an EOF inside a head or body is an error; between requests, a close
         if self.state is not _ACTIVE:
+            return False
+        if self.ws_cycle is not None:  # gone before its handshake was answered
+            self.ws_cycle.lost()
             return False
         # The client closed its sending side after a complete request: the
         # app hears http.disconnect, but the response may still go out (the
@@ -328,6 +341,9 @@ class HTTP11Protocol(asyncio.Protocol):
             "headers": req.headers,
             "state": ctx.state.copy(),
         }
+        if req.upgrade is not None and req.upgrade == b"websocket" and ctx.ws_impl is not None:
+            self._start_websocket(req, scope, method)
+            return
         if self.proxy is not None:
             self.proxy.rewrite(scope)
         body_expected = req.chunked or bool(req.content_length)
@@ -346,6 +362,40 @@ class HTTP11Protocol(asyncio.Protocol):
             self.task = ctx.loop.create_task(cycle.run_asgi(), context=context)
         else:  # pragma: no cover - Python 3.10
             self.task = context.run(ctx.loop.create_task, cycle.run_asgi())
+
+    def _start_websocket(self, req: Request, scope: dict[str, Any], method: str) -> None:
+        """A WebSocket opening handshake: run the app in a WebSocketCycle,
+        with a RequestCycle ready for a denial (see websocket.py)."""
+        ctx = self.ctx
+        try:
+            self.ws_key, offers = check_handshake(req, scope)
+        except RemoteProtocolError as exc:
+            self.fail(exc)
+            return
+        if self.proxy is not None:
+            self.proxy.rewrite(scope)
+        response = self.cycle = RequestCycle(ctx, self, scope, method, False, False, False)
+        self.chunked = False
+        self.body_length = 0
+        self.body_received = 0
+        ctx.active += 1
+        ctx.requests += 1
+        codec = WS_CODECS[cast(str, ctx.ws_impl)](ctx.ws_max_size, ctx.ws_per_message_deflate)
+        ws = self.ws_cycle = WebSocketCycle(ctx, scope, codec, self, response, offers)
+        context = contextvars.Context() if ctx.reset_contextvars else self.context.copy()
+        if _TASK_CONTEXT:
+            self.task = ctx.loop.create_task(ws.run_asgi(), context=context)
+        else:  # pragma: no cover - Python 3.10
+            self.task = context.run(ctx.loop.create_task, ws.run_asgi())
+
+    def accept_websocket(self, cycle: WebSocketCycle, headers: Headers) -> WebSocketProtocol:
+        """WebSocketCarrier: the app accepted; write the 101 and hand over."""
+        head = accept_response(self.ws_key, headers, self.ctx.default_headers_h1)
+        self.transport.write(head)
+        pipe = WebSocketProtocol(self.ctx, cycle, self.task)
+        self.ws_cycle = None
+        self.hand_over(pipe, self.codec.trailing_data())
+        return pipe
 
     def _on_data(self, data: bytes) -> None:
         self.body_received += len(data)
@@ -373,7 +423,7 @@ class HTTP11Protocol(asyncio.Protocol):
         if cycle is not None:
             cycle.client_gone()
         if cycle is None or cycle.nothing_sent():
-            self.transport.write(render_error(exc.status_hint, self.ctx.default_headers_h1))
+            self.transport.write(render_error(exc.status_hint, self.ctx.default_headers_h1, exc.headers))
         self._linger()
 
     def _linger(self) -> None:
@@ -559,7 +609,7 @@ class HTTP11Protocol(asyncio.Protocol):
         connections = self.ctx.connections
         connections.discard(self)
         connections.add(protocol)
-        transport.set_protocol(protocol)
+        transport.set_protocol(cast(asyncio.BaseProtocol, protocol))
         if self._read_paused:
             self._read_paused = False
             transport.resume_reading()
