@@ -172,7 +172,8 @@ def test_limit_max_requests_recycles_workers() -> None:
         proc.wait_for(r"Worker \[\d+\] exited \(exit code 0\); starting a new one", 2)
     counts = Counter(pids)
     assert len(counts) >= 3
-    assert all(count <= 4 for count in counts.values()), counts  # 3 + at most 1 of jitter
+    # 3 + at most 1 of jitter; the server retires on the request after its limit
+    assert all(count <= 5 for count in counts.values()), counts
 
 
 def test_limit_max_rss_replaces_a_growing_worker() -> None:
