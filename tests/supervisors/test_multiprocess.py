@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import re
 import signal
+import socket
 import threading
 import time
 from collections import Counter
@@ -280,3 +281,23 @@ def test_workers_need_an_import_string() -> None:
         run(app, workers=2)
     with pytest.raises(ConfigError, match=r"^--reload needs the application as an import string"):
         run(app, reload=True)
+
+
+def test_parent_binds_unix_and_tcp_once_and_cleans_up(tmp_path) -> None:
+    path = tmp_path / "app.sock"
+    binds = ["--bind", f"unix:{path}", "--bind", "127.0.0.1:0"]
+    with Monoceros(["--workers", "2", *binds, "procapps:app"]) as proc:
+        ready_pids(proc, 2)
+        transport = httpx.HTTPTransport(uds=str(path))
+        with httpx.Client(transport=transport) as client:
+            assert client.get("http://localhost/").text == "hello"
+    assert not path.exists()  # the parent removes the socket file it bound
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        args = ["--workers", "2", "--bind", f"unix:{path}", "--bind", f"127.0.0.1:{port}", "procapps:app"]
+        result = run_cli(args)
+    assert result.returncode == 3
+    assert result.stderr.splitlines()[-1].startswith(f"Error: cannot listen on 127.0.0.1:{port}: ")
+    assert not path.exists()
