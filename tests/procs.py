@@ -63,8 +63,9 @@ class Monoceros:
         env: dict[str, str] | None = None,
         pass_fds: Iterable[int] = (),
         app_dir: bool = True,
+        command: Sequence[str] = (sys.executable, "-m", "monoceros"),
     ) -> None:
-        argv = [sys.executable, "-m", "monoceros", *args]
+        argv = [*command, *args]
         if app_dir:
             argv += ["--app-dir", str(TESTS)]
         self.proc = subprocess.Popen(

@@ -165,9 +165,6 @@ BAD_INPUT = [
     pytest.param(
         ["--limit-concurrency", "0", "procapps:app"], 1, "--limit-concurrency must be > 0", id="limit"
     ),
-    pytest.param(["--reload", "procapps:app"], 1, "--reload .*not available", id="reload"),
-    pytest.param(["--reload-dir", ".", "procapps:app"], 1, "--reload-dir .*not available", id="reload-dir"),
-    pytest.param(["--workers", "2", "procapps:app"], 1, "--workers 2: multiple worker", id="workers"),
     pytest.param(
         ["--h2-max-concurrent-streams", "0", "procapps:app"], 1, "--h2-max-concurrent-streams must be > 0",
         id="h2-streams",
@@ -265,19 +262,22 @@ def test_workers_one_and_ws_none_are_accepted() -> None:
 def test_every_option_reads_a_monoceros_variable() -> None:
     env = clean_env(MONOCEROS_LIFESPAN="sometimes")
     assert_one_line_error(run_cli(["procapps:app"], env=env), 2, "'--lifespan'")
-    env = clean_env(MONOCEROS_WORKERS="3")
-    assert_one_line_error(run_cli(["procapps:app"], env=env), 1, "--workers 3")
+    env = clean_env(MONOCEROS_WORKERS="0")
+    assert_one_line_error(run_cli(["procapps:app"], env=env), 1, "--workers must be > 0")
     env = clean_env(MONOCEROS_SSL_KEYFILE="/no/key.pem")
     assert_one_line_error(run_cli(["procapps:app"], env=env), 1, "--ssl-certfile")
 
 
 def test_web_concurrency() -> None:
-    env = clean_env(WEB_CONCURRENCY="4")
-    assert_one_line_error(run_cli(["procapps:app"], env=env), 1, "WEB_CONCURRENCY=4: multiple worker")
     env = clean_env(WEB_CONCURRENCY="many")
     assert_one_line_error(run_cli(["procapps:app"], env=env), 1, "WEB_CONCURRENCY='many'")
     env = clean_env(WEB_CONCURRENCY="1", MONOCEROS_PORT="0")
     with Monoceros(["procapps:app"], env=env) as proc:
+        assert httpx.get(proc.url()).text == "hello"
+    assert "Started parent process" not in "\n".join(proc.stderr)  # one worker: no supervisor
+    env = clean_env(WEB_CONCURRENCY="2", MONOCEROS_PORT="0")
+    with Monoceros(["procapps:app"], env=env) as proc:
+        proc.wait_for(r"Worker \[\d+\] ready", 2)
         assert httpx.get(proc.url()).text == "hello"
 
 
@@ -378,6 +378,30 @@ def test_access_log_format(http_impl: str) -> None:
     with Monoceros(["--http", http_impl, "--access-log-format", fmt, "--port", "0", "procapps:app"]) as proc:
         httpx.get(proc.url() + "/?q=1")
         proc.wait_for(r'127\.0\.0\.1 "GET /\?q=1 HTTP/1\.1" 200 5$')
+
+
+@pytest.mark.parametrize("colours", ["--no-use-colors", "--use-colors"])
+def test_default_access_lines_are_uvicorns_and_none_is_lost(colours: str) -> None:
+    """The batched access writer (the default configuration) prints uvicorn's
+    bytes, and the lines of requests answered just before a SIGTERM are there."""
+    paths = ["/", "/?q=1&r=%20", "/missing"]
+    seen: dict[str, list[str]] = {}
+    for name, command, running in (
+        ("monoceros", (sys.executable, "-m", "monoceros"), r"Monoceros running on (\S+)"),
+        ("uvicorn", (sys.executable, "-m", "uvicorn"), r"Uvicorn running on (\S+)"),
+    ):
+        with Monoceros([colours, "--port", "0", "procapps:app"], command=command) as proc:
+            url = re.sub(r"\x1b\[[0-9;]*m", "", proc.wait_for(running)[0].group(1))
+            with httpx.Client() as client:
+                for path in paths * 30:
+                    client.get(url + path)
+            proc.signal()
+            code = proc.wait()
+            assert code == 0 or name == "uvicorn"  # uvicorn re-raises the signal after its shutdown
+        port = re.compile(r"127\.0\.0\.1:\d+")
+        seen[name] = [port.sub("CLIENT", line) for line in proc.stdout]
+    assert len(seen["monoceros"]) == 90
+    assert seen["monoceros"] == seen["uvicorn"]
 
 
 def test_log_level_trace(http_impl: str) -> None:
