@@ -5,7 +5,7 @@ Theory of operation
 One :class:`RequestCycle` serves one request: it owns the ASGI ``scope``, the
 ``receive`` and ``send`` callables handed to the application, and the task
 running the application.  It never sees bytes.  Whatever carries the request
-(an HTTP/1.1 connection, whichever parser it uses; later an HTTP/2 stream)
+(an HTTP/1.1 connection, whichever parser it uses, or an HTTP/2 stream)
 implements :class:`StreamSink` and talks to the cycle with plain method calls:
 
 * the carrier calls :meth:`RequestCycle.feed_body`, :meth:`feed_end`,
@@ -21,7 +21,16 @@ Two state enums, one per direction, replace a heap of flags:
 
 ``RequestState``  BODY -> COMPLETE -> DELIVERED, COMPLETE_EOF -> EOF when the
                   client closes its sending side, -> DISCONNECTED at any time
-``ResponseState`` START -> BODY -> DONE
+``ResponseState`` START -> BODY -> DONE, or BODY -> TRAILERS -> DONE when the
+                  app announced trailers (``http.response.trailers``)
+
+ASGI extensions (advertised per connection in ``scope["extensions"]``) are
+looked at only after the two usual message types, so they cost the plain
+request path nothing: ``http.response.trailers`` (``sink.send_trailers``),
+``http.response.early_hint`` (a 103 through ``send_informational``),
+``http.response.pathsend`` and ``http.response.zerocopysend`` (the sink's
+``sendfile`` where it can, else a copy in ``FILE_CHUNK`` steps that waits
+for the client between steps).
 
 ``receive()`` answers ``http.disconnect`` once the response is DONE (ASGI:
 "after a response has been sent"), once the client is gone, and once the

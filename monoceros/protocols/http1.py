@@ -30,6 +30,16 @@ The connection is in one :class:`ConnState`:
               pile up responses in memory
 ``CLOSING``   no more requests (error, ``Connection: close``, shutdown); after
               a refusal the connection lingers a moment (see ``_linger``)
+``UPGRADING`` an ``Upgrade: h2c`` request with a body: the body is read here
+              (RFC 7540 §3.2 has the client send it whole first), then the
+              connection goes to HTTP/2 with the request as stream 1
+
+HTTP/2 starts here too and leaves at once (:mod:`.http2`): TLS whose ALPN
+chose ``h2`` (in ``connection_made``), a cleartext connection whose first
+bytes are the HTTP/2 preface (looked at only for the first read of a
+connection, never on the keep-alive path), and ``Upgrade: h2c``.  A first
+read that is neither HTTP/1.x nor the preface is closed without an HTTP/1.1
+answer (a broken preface, RFC 9113 §3.4), see ``_not_http1``.
 
 When a response completes the connection goes back to IDLE and parses what
 is already buffered (pipelining) before reading more.  The application task
