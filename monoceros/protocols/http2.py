@@ -338,8 +338,7 @@ class H2Stream:
                 self.pending_trailers = None
                 self._end(trailers)
             if self.state is _S_ENDING:
-                self.state = _S_DONE
-                self.conn.stream_finished(self)
+                self._finished()
             elif not self.conn.write_paused:
                 self.wake()
 
@@ -352,10 +351,30 @@ class H2Stream:
 
     def _done(self) -> None:
         if self.pending is None:
-            self.state = _S_DONE
-            self.conn.stream_finished(self)
+            self._finished()
         else:
             self.state = _S_ENDING  # DONE once the last DATA left (window_opened)
+
+    def _finished(self) -> None:
+        """The whole response is out."""
+        cycle = self.cycle
+        if cycle is not None and cycle.req_state is REQ_BODY and self.ws is None:
+            self._stop_request_body()
+        self.state = _S_DONE
+        self.conn.stream_finished(self)
+
+    def _stop_request_body(self) -> None:
+        """The response is complete before the request body: RST_STREAM
+        NO_ERROR tells the client to stop sending (RFC 9113 §8.1), and what
+        came unread goes back to the connection window (or every such
+        stream would shrink it for good)."""
+        conn = self.conn
+        unacked, self.unacked = self.unacked, 0
+        if unacked:
+            conn.h2.acknowledge_received_data(unacked, self.stream_id)
+        with contextlib.suppress(h2.exceptions.StreamClosedError):
+            conn.h2.reset_stream(self.stream_id, ErrorCodes.NO_ERROR)
+        conn.flush_soon()
 
     # -- a WebSocket over this stream (RFC 8441) -----------------------------------------
     def accept_websocket(self, cycle: WebSocketCycle, headers: Headers) -> H2Stream:
@@ -699,7 +718,7 @@ class H2Protocol(asyncio.Protocol):
             self._ws_data(stream, stream.ws, data, size)
             return
         cycle = stream.cycle if stream is not None else None
-        if stream is None or cycle is None or cycle.req_state is not REQ_BODY:
+        if stream is None or cycle is None or cycle.req_state is not REQ_BODY or stream.state is not _S_OPEN:
             # Nobody reads it (a refused or finished stream): give the window back now.
             if size:
                 self.h2.acknowledge_received_data(size, sid)

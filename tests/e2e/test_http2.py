@@ -45,6 +45,10 @@ async def app(scope, receive, send):  # type: ignore[no-untyped-def]
         return
     path = scope["path"]
     SEEN_HEADERS.append(list(scope["headers"]))
+    if path == "/no-read":  # answers without reading the request body
+        await send({"type": "http.response.start", "status": 200, "headers": [(b"content-length", b"2")]})
+        await send({"type": "http.response.body", "body": b"ok"})
+        return
     if path == "/slowread":
         await GATE.wait_async()
     if path == "/disconnect":
@@ -708,3 +712,20 @@ def test_debug_log_line_for_bad_input(srv: RunningServer, caplog: pytest.LogCapt
         assert client.response(sid).reset == ErrorCodes.PROTOCOL_ERROR
     lines = [r for r in caplog.records if "Malformed HTTP/2 request" in r.getMessage()]
     assert len(lines) == 1 and lines[0].levelno == logging.DEBUG
+
+
+def test_response_before_the_request_body_stops_it() -> None:
+    """RST_STREAM NO_ERROR after the response, and the unread body goes back
+    to the connection window: 80 such streams pass more than its 65535
+    bytes, one connection."""
+    with (
+        run_server(app, lifespan="off", h2_initial_window_size=1000, h2_max_concurrent_streams=2) as srv,
+        H2Client(srv) as client,
+    ):
+        client.receive(lambda: bool(client.remote_settings))
+        for _ in range(80):
+            sid = client.request("/no-read", method="POST", body=b"u" * 1000, end=False)
+            reply = client.response(sid)
+            assert reply.status == 200 and reply.body == b"ok"
+            client.receive(lambda s=sid: client.replies[s].reset is not None)
+            assert client.replies[sid].reset == ErrorCodes.NO_ERROR
