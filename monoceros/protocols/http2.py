@@ -93,6 +93,7 @@ _BAD_VALUE = re.compile(rb"[\x00\r\n]|\A[ \t]|[ \t]\Z")
 # Request fields already checked (clients repeat theirs); bounded.
 _GOOD_FIELDS: set[tuple[bytes, bytes]] = set()
 _GOOD_FIELDS_MAX = 4096
+_GOOD_FIELD_SIZE = 256  # longer values are checked every time
 
 # Response fields that mean nothing (and are forbidden) in HTTP/2.
 _CONNECTION_SPECIFIC = frozenset(
@@ -926,9 +927,10 @@ class H2Protocol(asyncio.Protocol):
             regular = True
             if field not in _GOOD_FIELDS:
                 _check_field(name, value)
-                if len(_GOOD_FIELDS) >= _GOOD_FIELDS_MAX:
-                    _GOOD_FIELDS.clear()
-                _GOOD_FIELDS.add(field)
+                if len(name) + len(value) <= _GOOD_FIELD_SIZE:  # a client must not fill our memory
+                    if len(_GOOD_FIELDS) >= _GOOD_FIELDS_MAX:
+                        _GOOD_FIELDS.clear()
+                    _GOOD_FIELDS.add(field)
             c = name[0]
             if c == 104 and name == b"host":  # h
                 if host is not None:
