@@ -27,8 +27,10 @@ from typing import Any
 
 from hpack import Decoder, Encoder
 
-# Distinct blocks remembered per connection and direction.
+# Distinct blocks remembered per connection and direction, and the largest
+# block remembered (memory stays small whatever a client sends).
 MEMO_SIZE = 32
+MEMO_BLOCK = 1024
 
 
 def _table_state(table: Any) -> tuple[int, object, int]:
@@ -61,7 +63,7 @@ class CachingEncoder(Encoder):
         if block is not None:
             return block
         block = super().encode(headers, huffman)
-        if _same(_table_state(table), state) and len(self._memo) < MEMO_SIZE:
+        if _same(_table_state(table), state) and len(self._memo) < MEMO_SIZE and len(block) <= MEMO_BLOCK:
             self._memo[key] = block
         return block
 
@@ -81,6 +83,8 @@ class CachingDecoder(Decoder):
             self._memo.clear()
             self._state = state
             self._allowed = self.max_allowed_table_size
+        if len(data) > MEMO_BLOCK:
+            return super().decode(data, raw)
         key = (bytes(data), raw)
         memo = self._memo.get(key)
         if memo is not None:
@@ -91,4 +95,4 @@ class CachingDecoder(Decoder):
         return headers
 
 
-__all__ = ["MEMO_SIZE", "CachingDecoder", "CachingEncoder"]
+__all__ = ["MEMO_BLOCK", "MEMO_SIZE", "CachingDecoder", "CachingEncoder"]

@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 from hpack import Decoder, Encoder, OversizedHeaderListError
 
-from monoceros.protocols.hpackcache import MEMO_SIZE, CachingDecoder, CachingEncoder
+from monoceros.protocols.hpackcache import MEMO_BLOCK, MEMO_SIZE, CachingDecoder, CachingEncoder
 
 
 def lists() -> list[list[tuple[bytes, bytes]]]:
@@ -52,6 +52,22 @@ def test_decoder_matches_the_library() -> None:
         block = client.encode(headers)
         assert ours.decode(block, raw=True) == plain.decode(block, raw=True) == headers
     assert 0 < len(ours._memo) <= MEMO_SIZE
+
+
+def test_large_blocks_are_not_remembered() -> None:
+    client = Encoder()
+    ours = CachingDecoder(65536)
+    big = [(b"x-big", b"b" * 2000)]
+    block = client.encode(big)
+    for _ in range(2):
+        assert ours.decode(block, raw=True) == big
+        block = client.encode(big)  # now an index
+    assert ours.decode(client.encode([(b"x-big", b"c" * (MEMO_BLOCK + 1))]), raw=True)
+    assert all(len(key[0]) <= MEMO_BLOCK for key in ours._memo)
+    encoder = CachingEncoder()
+    for _ in range(2):
+        encoder.encode([(b"x-big", b"b" * 2000)], huffman=False)
+    assert not encoder._memo or all(len(b) <= MEMO_BLOCK for b in encoder._memo.values())
 
 
 def test_decoder_limit_still_holds() -> None:
