@@ -22,7 +22,7 @@ import h2.events
 import h2.settings
 import httpx
 import pytest
-from conftest import RunningServer, run_server
+from conftest import HTTP_IMPLS, RunningServer, run_server
 from h1tools import Reader, ThreadEvent
 from h2tools import H2Client, Reply
 from hpack import Encoder
@@ -159,6 +159,16 @@ def test_httpx_prior_knowledge(srv: RunningServer) -> None:
         assert r.headers["x-kind"] == "Stream"
 
 
+@pytest.mark.parametrize("http_impl", HTTP_IMPLS)
+def test_prior_knowledge_whatever_the_http1_parser(http_impl: str) -> None:
+    with (
+        run_server(app, lifespan="off", http=http_impl) as srv,
+        httpx.Client(http1=False, http2=True, timeout=10) as client,
+    ):
+        assert client.get(f"{srv.url}/pk").json()["http_version"] == "2"
+        assert httpx.get(f"{srv.url}/h1").json()["http_version"] == "1.1"  # the same port
+
+
 def test_httpx_many_concurrent_streams(srv: RunningServer) -> None:
     async def main() -> list[int]:
         async with httpx.AsyncClient(http1=False, http2=True, timeout=10) as client:
@@ -196,12 +206,13 @@ def test_curl_upgrade_h2c(srv: RunningServer, data: str | None) -> None:
     assert info["host"] == [f"{srv.host}:{srv.port}"]
 
 
-def test_upgrade_then_more_streams_on_the_connection(srv: RunningServer) -> None:
-    """The h2c upgrade by hand: 101, stream 1 answered over HTTP/2, then the
-    client's own streams."""
+@pytest.mark.parametrize("http_impl", HTTP_IMPLS)
+def test_upgrade_then_more_streams_on_the_connection(http_impl: str) -> None:
+    """The h2c upgrade by hand, on both HTTP/1.1 parsers: 101, stream 1
+    answered over HTTP/2, then the client's own streams."""
     conn = h2.connection.H2Connection(h2.config.H2Configuration(client_side=True, header_encoding=None))
     settings = conn.initiate_upgrade_connection()
-    with srv.connect() as sock:
+    with run_server(app, lifespan="off", http=http_impl) as srv, srv.connect() as sock:
         sock.sendall(
             b"POST /up HTTP/1.1\r\nHost: localhost\r\nConnection: Upgrade, HTTP2-Settings\r\n"
             b"Upgrade: h2c\r\nHTTP2-Settings: " + settings + b"\r\nContent-Length: 3\r\n\r\nabc"
