@@ -63,8 +63,10 @@ class Monoceros:
         env: dict[str, str] | None = None,
         pass_fds: Iterable[int] = (),
         app_dir: bool = True,
+        cwd: str | os.PathLike[str] = TESTS,
+        argv0: Sequence[str] = (sys.executable, "-m", "monoceros"),
     ) -> None:
-        argv = [sys.executable, "-m", "monoceros", *args]
+        argv = [*argv0, *args]
         if app_dir:
             argv += ["--app-dir", str(TESTS)]
         self.proc = subprocess.Popen(
@@ -74,7 +76,7 @@ class Monoceros:
             stderr=subprocess.PIPE,
             text=True,
             env=env if env is not None else clean_env(),
-            cwd=TESTS,
+            cwd=cwd,
             pass_fds=tuple(pass_fds),
         )
         self.stdout: list[str] = []
