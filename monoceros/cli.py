@@ -16,15 +16,19 @@ from __future__ import annotations
 
 import dataclasses
 import platform
+import socket
 import sys
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from monoceros._version import __version__
 from monoceros.config import STARTUP_FAILURE, Config, settings
 from monoceros.errors import ConfigError, StartupError
+
+if TYPE_CHECKING:
+    from multiprocessing.connection import Connection
 
 CONFIG_ERROR = 1
 
@@ -109,10 +113,24 @@ def run(app: Any, **kwargs: Any) -> None:
         ConfigError: a setting or the application path is wrong.
         StartupError: the server could not start (bind failed, lifespan failed).
     """
-    from monoceros.server import Server
+    from monoceros.supervisors import serve
 
-    config = Config(app, **kwargs)
-    Server(config).run()
+    serve(Config(app, **kwargs))
+
+
+def worker_process(config: Config, sockets: list[socket.socket], conn: Connection) -> None:
+    """Entry point of a worker process a supervisor spawns (``--workers``, ``--reload``).
+
+    Exits with 3 when the worker could not start (the supervisor then stops,
+    or with ``--reload`` waits for the next change).
+    """
+    from monoceros.supervisors._process import serve_worker
+
+    try:
+        code = serve_worker(config, sockets, conn)
+    except KeyboardInterrupt:  # Ctrl+C reached the worker before its server took the signals
+        code = 0
+    sys.exit(code)
 
 
 class _Command(click.Command):

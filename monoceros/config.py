@@ -131,34 +131,32 @@ class Config:
     )
     backlog: int = setting(2048, "Maximum number of connections to hold in backlog", type=int)
     # -- development and processes (their own issues) -------------------------
-    reload: bool = setting(False, "Enable auto-reload.", is_flag=True, later="auto-reload")
+    reload: bool = setting(False, "Enable auto-reload.", is_flag=True)
     reload_dirs: Sequence[str] | None = setting(
         None,
         "Set reload directories explicitly, instead of using the current working directory.",
         flag="--reload-dir",
         multiple=True,
         type=click.Path(exists=True),
-        later="auto-reload",
     )
     reload_includes: Sequence[str] | None = setting(
         None,
-        "Set glob patterns to include while watching for files.",
+        "Set glob patterns to include while watching for files. Includes '*.py' by default; these "
+        "defaults can be overridden with `--reload-exclude`.",
         flag="--reload-include",
         multiple=True,
-        later="auto-reload",
     )
     reload_excludes: Sequence[str] | None = setting(
         None,
-        "Set glob patterns to exclude while watching for files.",
+        "Set glob patterns to exclude while watching for files. Includes '.*, .py[cod], .sw.*, ~*' "
+        "by default; these defaults can be overridden with `--reload-include`.",
         flag="--reload-exclude",
         multiple=True,
-        later="auto-reload",
     )
     reload_delay: float = setting(
         0.25,
-        "Delay between previous and next check if application needs to be.",
+        "Delay between previous and next check if application needs to be. Defaults to 0.25s.",
         type=float,
-        later="auto-reload",
     )
     # WEB_CONCURRENCY is read when the config is resolved (as uvicorn's Config
     # does), so run() honours it too; MONOCEROS_WORKERS comes from the prefix.
@@ -167,8 +165,9 @@ class Config:
         "Number of worker processes. Defaults to the $WEB_CONCURRENCY environment variable "
         "if available, or 1. Not valid with --reload.",
         type=int,
-        later="multiple worker processes",
-        allowed=(1,),
+    )
+    pid_file: str | None = setting(
+        None, "Write the process id of the server (the supervisor with --workers/--reload) to this file."
     )
     # -- implementations ------------------------------------------------------
     loop: str = setting(
@@ -262,7 +261,16 @@ class Config:
         None, "Maximum number of requests to service before terminating the process.", type=int
     )
     limit_max_requests_jitter: int = setting(
-        0, "Maximum jitter to add to limit_max_requests.", type=int
+        0,
+        "Maximum jitter to add to limit_max_requests. Staggers worker restarts to avoid all workers "
+        "restarting simultaneously.",
+        type=int,
+    )
+    limit_max_rss: int | None = setting(
+        None,
+        "Maximum resident memory of a worker process in MB; a worker that grows beyond it is "
+        "replaced gracefully (with --workers).",
+        type=int,
     )
     limit_request_body: int | None = setting(
         None, "Maximum request body size in bytes; larger requests get 413.", type=int
@@ -284,7 +292,6 @@ class Config:
         5,
         "Maximum number of seconds to wait for a worker to respond to a healthcheck.",
         type=int,
-        later="multiple worker processes",
     )
     timeout_notify: int = setting(30, cli=False)
     callback_notify: Callable[..., Any] | None = setting(None, cli=False)
@@ -454,17 +461,22 @@ def _later_settings_used(config: Config) -> None:
         if later and not _is_default(value, f) and value not in f.metadata.get("allowed", ()):
             flag = f.metadata.get("flag") or "--" + f.name.replace("_", "-")
             raise ConfigError(f"{flag} {value!r}: {later} is not available in this version of monoceros yet")
-    if config.workers is None and os.environ.get("WEB_CONCURRENCY"):
-        text = os.environ["WEB_CONCURRENCY"]
-        try:
-            workers = int(text)
-        except ValueError:
-            raise ConfigError(f"WEB_CONCURRENCY={text!r}: the number of workers must be an integer") from None
-        if workers != 1:
-            raise ConfigError(
-                f"WEB_CONCURRENCY={text}: multiple worker processes are not available in this version "
-                "of monoceros yet (unset it or set --workers 1)"
-            )
+
+
+def worker_count(config: Config) -> int:
+    """``--workers``, else ``$WEB_CONCURRENCY``, else 1; :class:`ConfigError` if it is not a count."""
+    if config.workers is not None:
+        return config.workers
+    text = os.environ.get("WEB_CONCURRENCY", "").strip()
+    if not text:
+        return 1
+    try:
+        workers = int(text)
+    except ValueError:
+        raise ConfigError(f"WEB_CONCURRENCY={text!r}: the number of workers must be an integer") from None
+    if workers < 1:
+        raise ConfigError(f"WEB_CONCURRENCY={text}: the number of workers must be > 0")
+    return workers
 
 
 def _ensure_positive(name: str, value: float | None, *, allow_zero: bool = False) -> None:
@@ -478,11 +490,16 @@ def _ensure_positive(name: str, value: float | None, *, allow_zero: bool = False
 def validate(config: Config) -> None:
     """Checks that need no I/O; raises :class:`ConfigError`."""
     _later_settings_used(config)
+    _ensure_positive("workers", config.workers)
+    worker_count(config)
     _ensure_positive("backlog", config.backlog)
     _ensure_positive("limit_concurrency", config.limit_concurrency)
     _ensure_positive("limit_max_requests", config.limit_max_requests)
     _ensure_positive("limit_max_requests_jitter", config.limit_max_requests_jitter, allow_zero=True)
     _ensure_positive("limit_request_body", config.limit_request_body, allow_zero=True)
+    _ensure_positive("limit_max_rss", config.limit_max_rss)
+    _ensure_positive("timeout_worker_healthcheck", config.timeout_worker_healthcheck)
+    _ensure_positive("reload_delay", config.reload_delay, allow_zero=True)
     _ensure_positive("timeout_keep_alive", config.timeout_keep_alive, allow_zero=True)
     _ensure_positive("timeout_request_header", config.timeout_request_header)
     _ensure_positive("timeout_graceful_shutdown", config.timeout_graceful_shutdown, allow_zero=True)
@@ -521,4 +538,5 @@ __all__ = [
     "detect_interface",
     "parse_bind",
     "settings",
+    "worker_count",
 ]

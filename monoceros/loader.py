@@ -121,7 +121,14 @@ def create_ssl_context(config: Config) -> ssl.SSLContext:
     return ctx
 
 
-def _binds(config: Config) -> list[BindSpec]:
+def resolve_binds(config: Config) -> list[BindSpec]:
+    """Where to listen: systemd's sockets when it passed some, else ``--bind``,
+    else ``--fd``, ``--uds`` or ``--host``/``--port``."""
+    from monoceros.listeners import activation_binds
+
+    activated = activation_binds()
+    if activated:
+        return activated
     if config.bind:
         binds = [config.bind] if isinstance(config.bind, str) else list(config.bind)
         return [parse_bind(b) for b in binds]
@@ -283,14 +290,19 @@ def _ws_impl(name: str) -> str | None:
     return impl
 
 
-def load_config(config: Config) -> LoadedConfig:
-    """Resolve ``config``; see :meth:`Config.load`."""
-    validate(config)
+def load_environment(config: Config) -> None:
+    """Configure logging and read ``--env-file``: what every process of a server does first."""
     from monoceros.logging import configure_logging
 
     configure_logging(config.log_config, config.log_level, config.access_log, config.use_colors)
     if config.env_file is not None:
         _load_env_file(config.env_file)
+
+
+def load_config(config: Config) -> LoadedConfig:
+    """Resolve ``config``; see :meth:`Config.load`."""
+    validate(config)
+    load_environment(config)
     http_impl = config.http
     if http_impl == "auto":
         try:
@@ -324,7 +336,7 @@ def load_config(config: Config) -> LoadedConfig:
     return LoadedConfig(
         config=config,
         app=app,
-        binds=_binds(config),
+        binds=resolve_binds(config),
         ssl=ssl_ctx,
         default_headers=_default_headers(config),
         http_impl=http_impl,

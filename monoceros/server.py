@@ -323,9 +323,18 @@ class Server:
     async def _sweep_forever(self) -> None:
         ctx = self.ctx
         assert ctx is not None
+        # callback_notify: a process manager (gunicorn's arbiter) restarts a
+        # worker not heard from within timeout_notify; telling it from the
+        # loop means a blocked loop is noticed.
+        notify = self.config.callback_notify
+        every = self.config.timeout_notify / 2
+        notified = -every
         while True:
             await asyncio.sleep(1.0 - (time.time() % 1.0))
             ctx.sweep()
+            if notify is not None and ctx.loop.time() - notified >= every:
+                notified = ctx.loop.time()
+                await notify()
 
     # -- listeners ---------------------------------------------------------------------
     async def _start_listeners(self, sockets: list[socket.socket] | None) -> None:

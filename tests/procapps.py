@@ -10,9 +10,11 @@ import asyncio
 import json
 import os
 import sys
+import time
 from typing import Any
 
 not_callable = 42
+ballast: list[bytearray] = []
 
 
 def say(text: str) -> None:
@@ -37,6 +39,8 @@ async def lifespan(scope: dict[str, Any], receive: Any, send: Any) -> None:
             scope["state"]["greeting"] = "hello from startup"
             say("startup")
             await send({"type": "lifespan.startup.complete"})
+            if os.environ.get("CRASH_AFTER_START"):  # a worker that keeps dying
+                asyncio.get_running_loop().call_later(float(os.environ["CRASH_AFTER_START"]), os._exit, 1)
         else:
             say("shutdown")
             await send({"type": "lifespan.shutdown.complete"})
@@ -44,7 +48,8 @@ async def lifespan(scope: dict[str, Any], receive: Any, send: Any) -> None:
 
 
 async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
-    """``/`` hello, ``/slow?<seconds>``, ``/never``, ``/state``, ``/scheme``, ``/env?NAME``, ``/root``."""
+    """``/`` hello, ``/slow?<seconds>``, ``/never``, ``/state``, ``/scheme``, ``/env?NAME``, ``/root``,
+    ``/pid`` (which process), ``/grow?<MB>`` (hold memory), ``/block?<seconds>`` (block the loop)."""
     if scope["type"] == "lifespan":
         await lifespan(scope, receive, send)
         return
@@ -72,6 +77,16 @@ async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
         say("background started")
         await asyncio.sleep(float(scope["query_string"] or b"0.5"))
         say("background done")
+    elif path == "/pid":
+        await respond(send, str(os.getpid()).encode())
+    elif path == "/grow":
+        # Holds N MB for the life of the process (--limit-max-rss tests).
+        ballast.append(bytearray(int(scope["query_string"] or b"1") * 1024 * 1024))
+        await respond(send, str(os.getpid()).encode())
+    elif path == "/block":
+        say("blocking the event loop")
+        time.sleep(float(scope["query_string"] or b"60"))
+        await respond(send, b"unblocked")
     elif path == "/state":
         await respond(send, json.dumps(scope["state"]).encode(), content_type=b"application/json")
     elif path == "/scheme":

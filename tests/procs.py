@@ -64,9 +64,9 @@ class Monoceros:
         pass_fds: Iterable[int] = (),
         app_dir: bool = True,
         cwd: str | os.PathLike[str] = TESTS,
-        argv0: Sequence[str] = (sys.executable, "-m", "monoceros"),
+        command: Sequence[str] = (sys.executable, "-m", "monoceros"),
     ) -> None:
-        argv = [*argv0, *args]
+        argv = [*command, *args]
         if app_dir:
             argv += ["--app-dir", str(TESTS)]
         self.proc = subprocess.Popen(

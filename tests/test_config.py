@@ -87,12 +87,7 @@ def test_every_command_line_setting_has_help_and_one_option() -> None:
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [
-        ({"reload": True}, "--reload True: auto-reload"),
-        ({"reload_dirs": ["src"]}, "--reload-dir"),
-        ({"reload_delay": 1.0}, "--reload-delay"),
-        ({"workers": 4}, "--workers 4: multiple worker processes"),
         ({"http2": True}, "--http2 True: HTTP/2"),
-        ({"timeout_worker_healthcheck": 9}, "--timeout-worker-healthcheck"),
     ],
 )
 def test_later_settings_are_refused(kwargs, message: str) -> None:
@@ -108,12 +103,18 @@ def test_later_settings_at_their_accepted_values() -> None:
 
 
 def test_web_concurrency(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("WEB_CONCURRENCY", "2")
-    with pytest.raises(ConfigError, match="WEB_CONCURRENCY=2"):
+    from monoceros.config import worker_count
+
+    assert worker_count(Config("m:a")) == 1
+    monkeypatch.setenv("WEB_CONCURRENCY", "3")
+    assert worker_count(Config("m:a")) == 3
+    assert worker_count(Config("m:a", workers=1)) == 1  # an explicit setting wins over the environment
+    monkeypatch.setenv("WEB_CONCURRENCY", "many")
+    with pytest.raises(ConfigError, match="WEB_CONCURRENCY='many'"):
         load()
-    load(workers=1)  # an explicit setting wins over the environment
-    monkeypatch.setenv("WEB_CONCURRENCY", "1")
-    load()
+    monkeypatch.setenv("WEB_CONCURRENCY", "0")
+    with pytest.raises(ConfigError, match="WEB_CONCURRENCY=0: the number of workers must be > 0"):
+        load()
 
 
 # -- validation --------------------------------------------------------------------------------------

@@ -108,6 +108,10 @@ _CLOSING: Final = ConnState.CLOSING
 # the connection closed instead.
 DRAIN_LIMIT = 1024 * 1024
 
+# At graceful shutdown, an idle connection is closed once it has been idle
+# this long (see HTTP11Protocol.shutdown).
+SHUTDOWN_IDLE_GRACE = 0.5
+
 # After a refusal, how much of what the client still sends is read and
 # dropped, and for how long, before the close (see HTTP11Protocol._linger).
 LINGER_BYTES = 1024 * 1024
@@ -147,6 +151,7 @@ class HTTP11Protocol(asyncio.Protocol):
         self.cycle: RequestCycle | None = None
         self.task: asyncio.Task[None] | None = None
         self.deadline = 0.0
+        self.idle_since = 0.0  # when the connection last became idle (shutdown's grace)
         self.head_started = False  # bytes of a head arrived while IDLE
         self.chunked = False  # the current response uses chunked framing
         self.http10 = False
@@ -179,7 +184,8 @@ class HTTP11Protocol(asyncio.Protocol):
             proxy = None
         self.proxy = proxy
         ctx.connections.add(self)
-        self.deadline = ctx.loop.time() + ctx.timeout_request_header
+        self.idle_since = ctx.loop.time()
+        self.deadline = self.idle_since + ctx.timeout_request_header
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.state = _CLOSING
@@ -570,7 +576,8 @@ class HTTP11Protocol(asyncio.Protocol):
         if not ctx.accepting:  # shutting down: this connection is done
             self._close()
             return
-        self.deadline = ctx.loop.time() + ctx.timeout_keep_alive
+        self.idle_since = ctx.loop.time()
+        self.deadline = self.idle_since + ctx.timeout_keep_alive
         if self._write_paused:
             # The client reads its responses slower than we write them (it
             # pipelines and does not read): answer nothing more until it
@@ -609,13 +616,26 @@ class HTTP11Protocol(asyncio.Protocol):
         protocol.take_over(transport, data)
 
     def shutdown(self) -> None:
-        """Graceful shutdown: close now if idle, else after the current response."""
+        """Graceful shutdown: close now if idle, else after the current response.
+
+        A connection idle for less than :data:`SHUTDOWN_IDLE_GRACE` may have
+        the client's next request already on the wire (keep-alive under load,
+        or just connected): closing it would fail that request.  It stays
+        open until then; a request arriving meanwhile is answered with
+        ``Connection: close``.
+        """
         state = self.state
-        if (
-            (state is _IDLE and not self.head_started)
-            or state is _WAITING
-            or state is _CLOSING  # lingering after a refusal
-        ):
+        if state is _IDLE and not self.head_started:
+            loop = self.ctx.loop
+            if loop.time() - self.idle_since >= SHUTDOWN_IDLE_GRACE:
+                self._close()
+            else:
+                loop.call_at(self.idle_since + SHUTDOWN_IDLE_GRACE, self._close_if_idle)
+        elif state is _WAITING or state is _CLOSING:  # lingering after a refusal
+            self._close()
+
+    def _close_if_idle(self) -> None:
+        if self.state is _IDLE and not self.head_started:
             self._close()
 
     def timed_out(self) -> None:

@@ -153,9 +153,17 @@ class WebSocketProtocol(asyncio.Protocol):
                 waiter.set_result(None)
 
     # -- WebSocketPipe -------------------------------------------------------------
-    def write(self, data: bytes) -> None:
-        if data and not self._closed:
+    def write(self, data: bytes) -> asyncio.Future[None] | None:
+        if self._closed:
+            return None
+        if data:
             self.transport.write(data)
+        if not self._write_paused:
+            return None
+        waiter = self._drain_waiter
+        if waiter is None or waiter.done():
+            waiter = self._drain_waiter = self.ctx.loop.create_future()
+        return waiter
 
     def close(self) -> None:
         if not self._closed:
@@ -169,14 +177,6 @@ class WebSocketProtocol(asyncio.Protocol):
     def resume_reading(self) -> None:
         if not self._closed:
             self.transport.resume_reading()
-
-    def drain(self) -> asyncio.Future[None] | None:
-        if not self._write_paused or self._closed:
-            return None
-        waiter = self._drain_waiter
-        if waiter is None or waiter.done():
-            waiter = self._drain_waiter = self.ctx.loop.create_future()
-        return waiter
 
     # -- Connection ----------------------------------------------------------------
     def timed_out(self) -> None:  # pragma: no cover - deadline stays 0

@@ -73,6 +73,8 @@ class WSCodec(Protocol):
     #: The close handshake is over (or the connection failed): write
     #: :meth:`data_to_send` and close the connection.
     finished: bool
+    #: :meth:`data_to_send` may have bytes (a plain attribute: checked per message).
+    pending: bool
 
     def negotiate(self, offers: list[bytes]) -> bytes | None:
         """Take the request's ``Sec-WebSocket-Extensions`` values; return the
@@ -165,9 +167,18 @@ class WebsocketsCodec:
         from websockets.protocol import State
         from websockets.server import ServerProtocol
 
+        class _Protocol(ServerProtocol):
+            def recv_frame(self, frame: Any) -> None:
+                # RFC 6455 §5.4 lets a close frame come between the fragments
+                # of a message (the message is then abandoned); websockets
+                # fails that with 1002, Autobahn case 7.1.5 expects the echo.
+                if frame.opcode is Opcode.CLOSE:
+                    self.current_size = None
+                super().recv_frame(frame)
+
         # The protocol starts OPEN: the handshake was ours.  Its max_size is
         # the whole-message bound (it counts fragments and inflated bytes).
-        self._p = ServerProtocol(
+        self._p = _Protocol(
             extensions=[ServerPerMessageDeflateFactory()] if deflate else None,
             state=State.OPEN,
             max_size=max_size,
@@ -186,7 +197,7 @@ class WebsocketsCodec:
         self._message = _Assembler(None, True)  # the protocol bounds the size
         self.finished = False
         self._out: list[bytes] = []
-        self._lib_wrote = False  # the library may have output to collect
+        self.pending = False  # the library may have output to collect
 
     def negotiate(self, offers: list[bytes]) -> bytes | None:
         from websockets.datastructures import Headers
@@ -210,7 +221,7 @@ class WebsocketsCodec:
             data = self._fast_frames(data, events)
             if not data:
                 return events
-        self._lib_wrote = True
+        self.pending = True
         p.receive_data(data)
         op = self._op
         frames: list[Any] = p.events_received()
@@ -285,7 +296,7 @@ class WebsocketsCodec:
                 return _frame(1, message.encode())
             return _frame(2, message)  # type: ignore[arg-type]
         p = self._p
-        self._lib_wrote = True
+        self.pending = True
         if type(message) is str:
             p.send_text(message.encode())
         else:
@@ -294,18 +305,17 @@ class WebsocketsCodec:
 
     def close(self, code: int, reason: str) -> bytes:
         p = self._p
-        self._lib_wrote = True
+        self.pending = True
         if p.state is self._state.OPEN:
             p.send_close(code, reason)
         return self.data_to_send()
 
     def ping(self, payload: bytes) -> bytes:
-        self._lib_wrote = True
+        self.pending = True
         self._p.send_ping(payload)
         return self.data_to_send()
 
     def _collect(self) -> None:
-        self._lib_wrote = False
         for chunk in self._p.data_to_send():
             if chunk:
                 self._out.append(chunk)
@@ -313,8 +323,8 @@ class WebsocketsCodec:
                 self.finished = True
 
     def data_to_send(self) -> bytes:
-        if self._lib_wrote:
-            self._collect()
+        self.pending = False
+        self._collect()
         out = self._out
         if not out:
             return b""
@@ -338,6 +348,7 @@ class WsprotoCodec:
         self._message = _Assembler(max_size, False)
         self._in_message = False
         self.finished = False
+        self.pending = False
         self._out = b""
 
     def negotiate(self, offers: list[bytes]) -> bytes | None:
@@ -355,7 +366,7 @@ class WsprotoCodec:
                 if accepted is None or accepted is False:
                     continue
                 self._conn = self._make([extension])
-                answer = name if accepted is True else f"{name}; {accepted}"
+                answer = f"{name}; {accepted}" if isinstance(accepted, str) and accepted else name
                 return answer.encode("latin-1")
         return None
 
@@ -379,6 +390,7 @@ class WsprotoCodec:
                     self._in_message = False
                     events.append(message)
             elif t is ev.Ping:
+                self.pending = True
                 self._out += conn.send(event.response())  # type: ignore[attr-defined]
             elif t is ev.Pong:
                 events.append(PONG)
@@ -386,6 +398,7 @@ class WsprotoCodec:
                 code, reason = int(event.code), event.reason or ""  # type: ignore[attr-defined]
                 state = conn.state
                 if state is self._states.REMOTE_CLOSING:  # the peer starts closing: echo
+                    self.pending = True
                     self._out += conn.send(event.response())  # type: ignore[attr-defined]
                 elif state is not self._states.CLOSED:  # not a reply to ours: wsproto found a fault
                     events.append(self._fail(code, reason))
@@ -398,6 +411,7 @@ class WsprotoCodec:
     def _fail(self, code: int, reason: str) -> Failed:
         conn = self._conn
         if conn.state is self._states.OPEN:
+            self.pending = True
             self._out += conn.send(self._ev.CloseConnection(code=code, reason=reason))
         self.finished = True
         return Failed(code, reason)
@@ -418,6 +432,7 @@ class WsprotoCodec:
         return self._conn.send(self._ev.Ping(payload=payload))
 
     def data_to_send(self) -> bytes:
+        self.pending = False
         out, self._out = self._out, b""
         return out
 

@@ -85,7 +85,10 @@ _CLOSED: Final = WSState.CLOSED
 class WebSocketPipe(Protocol):
     """Moves the frames of an accepted WebSocket (see the module docstring)."""
 
-    def write(self, data: bytes) -> None: ...
+    def write(self, data: bytes) -> Awaitable[None] | None:
+        """Send ``data``; None when writing may go on, else an awaitable
+        that waits until the write buffer drained (one call for both: this
+        is the per-message path)."""
 
     def close(self) -> None:
         """Close after what was written (for HTTP/1.1, the TCP connection)."""
@@ -93,9 +96,6 @@ class WebSocketPipe(Protocol):
     def pause_reading(self) -> None: ...
 
     def resume_reading(self) -> None: ...
-
-    def drain(self) -> Awaitable[None] | None:
-        """None when writing may go on now, else an awaitable that waits for it."""
 
 
 class WebSocketCarrier(Protocol):
@@ -142,7 +142,19 @@ class WebSocketCycle:
         """Bytes from the peer."""
         state = self.state
         if state is _OPEN or state is _CLOSING:
-            self._handle(self.codec.receive(data))
+            events = self.codec.receive(data)
+            if len(events) == 1 and type(events[0]) is str:  # the usual: one text message
+                self._inbox.append({"type": "websocket.receive", "text": events[0]})
+                if self.codec.pending or len(self._inbox) >= self._max_queue:
+                    self._handle([])
+                    return
+                waiter = self._waiter
+                if waiter is not None:
+                    self._waiter = None
+                    if not waiter.done():
+                        waiter.set_result(None)
+            else:
+                self._handle(events)
         elif state is _CONNECTING:
             # A client must wait for our answer before sending frames; keep
             # what came anyway for after the accept (the carrier stops
@@ -182,9 +194,8 @@ class WebSocketCycle:
         codec = self.codec
         pipe = self.pipe
         assert pipe is not None
-        out = codec.data_to_send()
-        if out:
-            pipe.write(out)
+        if codec.pending:
+            pipe.write(codec.data_to_send())
         if codec.finished:
             pipe.close()
         if inbox:
@@ -300,11 +311,12 @@ class WebSocketCycle:
         state = self.state
         if state is _OPEN:
             if mtype == "websocket.send":
-                data = _payload(message)
+                data = message.get("text")
+                if type(data) is not str:
+                    data = _payload(message)
                 pipe = self.pipe
                 assert pipe is not None
-                pipe.write(self.codec.send(data))
-                drained = pipe.drain()
+                drained = pipe.write(self.codec.send(data))
                 if drained is not None:
                     await drained
                 return

@@ -309,7 +309,7 @@ def test_chat_server_launch_line() -> None:
     script = str(Path(sys.executable).with_name("monoceros"))
     folder = SEEDS / "chat"
     with Monoceros(
-        ["app:chat_server", "--bind", bind], app_dir=False, cwd=folder, argv0=[script], env=clean_env()
+        ["app:chat_server", "--bind", bind], app_dir=False, cwd=folder, command=[script], env=clean_env()
     ) as proc:
         url = proc.url()
         page = httpx.get(url + "/")

@@ -569,3 +569,154 @@ def test_wsgi_app_gets_no_websockets(server, http_impl):  # type: ignore[no-unty
 def test_websockets_library_version_is_supported() -> None:
     major = int(websockets.__version__.split(".")[0])
     assert major >= 13
+
+
+# -- the app breaking the ASGI rules ---------------------------------------------------
+@pytest.mark.parametrize(
+    ("accept", "error"),
+    [
+        ({"type": "websocket.accept", "subprotocol": b"chat"}, "'subprotocol' must be a str"),
+        ({"type": "websocket.accept", "headers": [(b"x-bad", b"a\nb")]}, "invalid response header"),
+        ({"type": "websocket.accept", "headers": [("not", "bytes")]}, "'headers' must be"),
+        ({"typo": "websocket.accept"}, "must be a dict with a 'type'"),
+        ({"type": "websocket.http.response.body"}, "Expected ASGI message 'websocket.accept'"),
+    ],
+    ids=["subprotocol", "header-value", "header-type", "no-type", "body-first"],
+)
+def test_bad_handshake_answer_is_500(ws_server, accept, error):  # type: ignore[no-untyped-def]
+    errors: list[BaseException] = []
+
+    async def app(scope, receive, send):  # type: ignore[no-untyped-def]
+        await receive()
+        try:
+            await send(accept)
+        except RuntimeError as exc:
+            errors.append(exc)
+            raise
+
+    with ws_server(app) as srv, srv.connect() as sock:
+        sock.sendall(handshake_request())
+        assert read_response(Reader(sock)).status == 500
+    assert error in str(errors[0])
+
+
+@pytest.mark.parametrize(
+    ("message", "error"),
+    [
+        ({"type": "websocket.send"}, "needs 'bytes' or 'text'"),
+        ({"type": "websocket.send", "text": b"bytes"}, "'text' must be a str"),
+        ({"type": "websocket.send", "bytes": "text"}, "'bytes' must be bytes"),
+        ({"type": "websocket.close", "code": 1005}, "invalid WebSocket close code"),
+        ({"type": "websocket.close", "code": True}, "invalid WebSocket close code"),
+        ({"type": "websocket.close", "reason": "x" * 124}, "at most 123 UTF-8 bytes"),
+        ({"type": "websocket.accept"}, "Expected ASGI message 'websocket.send'"),
+    ],
+    ids=["empty", "text-type", "bytes-type", "code-1005", "code-bool", "long-reason", "accept-twice"],
+)
+def test_bad_message_after_accept_is_1011(ws_server, message, error):  # type: ignore[no-untyped-def]
+    errors: list[BaseException] = []
+
+    async def app(scope, receive, send):  # type: ignore[no-untyped-def]
+        await receive()
+        await send({"type": "websocket.accept"})
+        await send({"type": "websocket.send", "bytes": bytearray(b"ok")})
+        try:
+            await send(message)
+        except RuntimeError as exc:
+            errors.append(exc)
+            raise
+
+    with ws_server(app) as srv, srv.connect() as sock:
+        ws = raw_connect(sock)
+        assert ws.read_frame() == (2, b"ok")
+        assert ws.read_close()[0] == 1011
+    assert error in str(errors[0])
+
+
+def test_denial_left_unfinished_is_cut_off(ws_server, caplog):  # type: ignore[no-untyped-def]
+    async def app(scope, receive, send):  # type: ignore[no-untyped-def]
+        await send({"type": "websocket.http.response.start", "status": 400, "headers": []})
+        await send({"type": "websocket.http.response.body", "body": b"partial", "more_body": True})
+
+    with ws_server(app) as srv, srv.connect() as sock:
+        sock.sendall(handshake_request())
+        reader = Reader(sock)
+        with pytest.raises(EOFError):
+            read_response(reader)
+    assert "returned without completing response" in caplog.text
+
+
+def test_denial_then_accept_is_refused(ws_server):  # type: ignore[no-untyped-def]
+    errors: list[BaseException] = []
+
+    async def app(scope, receive, send):  # type: ignore[no-untyped-def]
+        await send({"type": "websocket.http.response.start", "status": 400, "headers": []})
+        try:
+            await send({"type": "websocket.accept"})
+        except RuntimeError as exc:
+            errors.append(exc)
+        await send({"type": "websocket.http.response.body", "body": b"no"})
+        with pytest.raises(OSError):
+            await send({"type": "websocket.http.response.body", "body": b"again"})
+
+    with ws_server(app) as srv, srv.connect() as sock:
+        sock.sendall(handshake_request())
+        resp = read_response(Reader(sock))
+    assert resp.status == 400 and resp.body == b"no"
+    assert "Expected ASGI message 'websocket.http.response.body'" in str(errors[0])
+
+
+def test_close_unanswered_times_out(ws_server, rec, monkeypatch):  # type: ignore[no-untyped-def]
+    from monoceros.protocols import wscycle
+
+    monkeypatch.setattr(wscycle, "CLOSE_TIMEOUT", 0.2)
+
+    async def app(scope, receive, send):  # type: ignore[no-untyped-def]
+        await receive()
+        await send({"type": "websocket.accept"})
+        await send({"type": "websocket.close", "code": 4000})
+        rec.messages.append(await receive())
+        rec.done.set()
+
+    with ws_server(app) as srv, srv.connect() as sock:
+        ws = raw_connect(sock)
+        assert ws.read_close()[0] == 4000
+        assert ws.at_eof()  # we never answered: the server gave up on us
+        assert rec.done.wait()
+    assert rec.messages == [{"type": "websocket.disconnect", "code": 1006, "reason": ""}]
+
+
+def test_app_ignoring_shutdown_is_cancelled(ws_server, rec):  # type: ignore[no-untyped-def]
+    async def app(scope, receive, send):  # type: ignore[no-untyped-def]
+        await receive()
+        await send({"type": "websocket.accept"})
+        try:
+            await asyncio.Event().wait()  # never receives the disconnect
+        except asyncio.CancelledError:
+            rec.done.set()
+            raise
+
+    with ws_server(app, timeout_graceful_shutdown=0.3) as srv, srv.connect() as sock:
+        ws = raw_connect(sock)
+        srv.server.should_exit = True
+        assert ws.read_close()[0] == 1012
+        assert rec.done.wait()
+
+
+def test_handshake_with_a_body_is_400(ws_server, rec):  # type: ignore[no-untyped-def]
+    with ws_server(echo_app(rec)) as srv, srv.connect() as sock:
+        sock.sendall(handshake_request("/", b"Content-Length: 2") + b"hi")
+        assert read_response(Reader(sock)).status == 400
+
+
+def test_client_half_close_before_accept_is_a_disconnect(ws_server, rec):  # type: ignore[no-untyped-def]
+    async def app(scope, receive, send):  # type: ignore[no-untyped-def]
+        await receive()
+        rec.messages.append(await receive())
+        rec.done.set()
+
+    with ws_server(app) as srv, srv.connect() as sock:
+        sock.sendall(handshake_request())
+        sock.shutdown(socket.SHUT_WR)
+        assert rec.done.wait()
+    assert rec.messages == [{"type": "websocket.disconnect", "code": 1006, "reason": ""}]
