@@ -330,4 +330,3 @@ class ChannelsMiddleware:
                     await aclose()
                 await send({"type": "lifespan.shutdown.complete"})
                 return
-

@@ -317,9 +317,11 @@ def test_chat_server_launch_line() -> None:
         async def chat() -> list[list[str]]:
             ws_url = url.replace("http", "ws") + "/"
             clients = [await connect(ws_url).__aenter__() for _ in range(3)]
-            await clients[0].send("hello from 0")
-            await clients[2].send("hello from 2")
-            got = [[await c.recv(), await c.recv()] for c in clients]
+            got: list[list[str]] = [[], [], []]
+            for sender in (0, 2):  # one at a time: two senders' order is theirs to race
+                await clients[sender].send(f"hello from {sender}")
+                for inbox, c in zip(got, clients, strict=True):
+                    inbox.append(await c.recv())
             for c in clients:
                 await c.close()
             return got
