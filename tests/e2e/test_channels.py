@@ -331,3 +331,55 @@ def test_chat_server_launch_line() -> None:
     assert page.headers["content-type"] == "text/html"
     assert page.content == (folder / "index.html").read_bytes()
     assert received == [["hello from 0", "hello from 2"]] * 3
+
+
+def test_body_channel_says_closed_when_the_client_leaves(server: Any, http_impl: str) -> None:
+    chunks: list[dict[str, Any]] = []
+    got_one, done = threading.Event(), threading.Event()
+
+    async def app(message: dict[str, Any], channels: dict[str, Any]) -> None:
+        body = channels["body"]
+        while True:
+            chunk = await body.receive()
+            chunks.append(chunk)
+            got_one.set()
+            if not chunk["more_content"]:
+                break
+        chunks.append(await body.receive())  # after the end: an empty final chunk
+        done.set()
+
+    with server(app) as srv:
+        sock = srv.connect()
+        sock.sendall(b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\n\r\n" + b"x" * 10)
+        sock.sendall(b"y")
+        assert got_one.wait(10)  # the app is reading the body: leave
+        sock.close()
+        assert done.wait(10)
+    assert chunks[-2] == {"content": b"", "closed": True, "more_content": False}
+    assert chunks[-1] == {"content": b"", "closed": False, "more_content": False}
+
+
+def test_websocket_reply_refuses_bad_messages(server: Any, ws_impl: str) -> None:
+    errors: list[str] = []
+
+    async def app(message: dict[str, Any], channels: dict[str, Any]) -> None:
+        reply = channels["reply"]
+        if message["channel"] == "websocket.connect":
+            for bad in ({"nothing": 1}, "text"):
+                try:
+                    await reply.send(bad)
+                except RuntimeError as exc:
+                    errors.append(str(exc))
+        elif message["channel"] == "websocket.receive":
+            await reply.send({"bytes": b"\x01", "close": 4003})
+
+    async def client(url: str) -> tuple[Any, int | None]:
+        async with connect(url) as ws:
+            await ws.send("x")
+            data = await ws.recv()
+            await ws.wait_closed()
+            return data, ws.close_code
+
+    with server(app, ws=ws_impl) as srv:
+        assert run(client(srv.url.replace("http", "ws") + "/")) == (b"\x01", 4003)
+    assert len(errors) == 2 and all("needs 'accept', 'text', 'bytes' or 'close'" in e for e in errors)
