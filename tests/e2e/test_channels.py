@@ -335,10 +335,11 @@ def test_chat_server_launch_line() -> None:
 
 def test_body_channel_says_closed_when_the_client_leaves(server: Any, http_impl: str) -> None:
     chunks: list[dict[str, Any]] = []
-    got_one, done = threading.Event(), threading.Event()
+    called, got_one, done = threading.Event(), threading.Event(), threading.Event()
 
     async def app(message: dict[str, Any], channels: dict[str, Any]) -> None:
         body = channels["body"]
+        called.set()
         while True:
             chunk = await body.receive()
             chunks.append(chunk)
@@ -351,6 +352,7 @@ def test_body_channel_says_closed_when_the_client_leaves(server: Any, http_impl:
     with server(app) as srv:
         sock = srv.connect()
         sock.sendall(b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\n\r\n" + b"x" * 10)
+        assert called.wait(10)
         sock.sendall(b"y")
         assert got_one.wait(10)  # the app is reading the body: leave
         sock.close()
