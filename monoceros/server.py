@@ -89,11 +89,16 @@ class ServerContext:
         # call ends, so shutdown waits on events, never on a poll.
         self.drain_changed: asyncio.Event | None = None
         self.on_max_requests: Any = None
-        from monoceros.logging import AccessLogFormat
+        from monoceros.logging import AccessLogFormat, BatchedAccessLog
 
         self.access_format = AccessLogFormat(config.access_log_format)
         self.access_log = config.access_log and access_logger.isEnabledFor(logging.INFO)
         self.access_log_needs_time = self.access_log and self.access_format.custom
+        self.batched_access = (
+            BatchedAccessLog.for_logger(access_logger, loop)
+            if self.access_log and not self.access_format.custom
+            else None
+        )
         self.default_headers_h1 = b""
         self.refresh_headers()
 
@@ -156,6 +161,10 @@ class ServerContext:
             path = scope["raw_path"].decode("latin-1")
             if query:
                 path = f"{path}?{query.decode('latin-1')}"
+            batched = self.batched_access
+            if batched is not None:
+                batched.add(client_str, cycle.method, path, scope["http_version"], cycle.status)
+                return
             access_logger.info(
                 '%s - "%s %s HTTP/%s" %d', client_str, cycle.method, path, scope["http_version"], cycle.status
             )
@@ -295,6 +304,8 @@ class Server:
                     await self._unless_forced(lifespan.shutdown())
             finally:
                 sweeper.cancel()
+                if ctx.batched_access is not None:
+                    ctx.batched_access.flush()
                 self.started = False
                 self._started_event.clear()
                 logger.info("Finished server process [%d]", os.getpid())

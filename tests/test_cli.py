@@ -364,6 +364,30 @@ def test_access_log_format(http_impl: str) -> None:
         proc.wait_for(r'127\.0\.0\.1 "GET /\?q=1 HTTP/1\.1" 200 5$')
 
 
+@pytest.mark.parametrize("colours", ["--no-use-colors", "--use-colors"])
+def test_default_access_lines_are_uvicorns_and_none_is_lost(colours: str) -> None:
+    """The batched access writer (the default configuration) prints uvicorn's
+    bytes, and the lines of requests answered just before a SIGTERM are there."""
+    paths = ["/", "/?q=1&r=%20", "/missing"]
+    seen: dict[str, list[str]] = {}
+    for name, command, running in (
+        ("monoceros", (sys.executable, "-m", "monoceros"), r"Monoceros running on (\S+)"),
+        ("uvicorn", (sys.executable, "-m", "uvicorn"), r"Uvicorn running on (\S+)"),
+    ):
+        with Monoceros([colours, "--port", "0", "procapps:app"], command=command) as proc:
+            url = re.sub(r"\x1b\[[0-9;]*m", "", proc.wait_for(running)[0].group(1))
+            with httpx.Client() as client:
+                for path in paths * 30:
+                    client.get(url + path)
+            proc.signal()
+            code = proc.wait()
+            assert code == 0 or name == "uvicorn"  # uvicorn re-raises the signal after its shutdown
+        port = re.compile(r"127\.0\.0\.1:\d+")
+        seen[name] = [port.sub("CLIENT", line) for line in proc.stdout]
+    assert len(seen["monoceros"]) == 90
+    assert seen["monoceros"] == seen["uvicorn"]
+
+
 def test_log_level_trace(http_impl: str) -> None:
     with Monoceros(["--http", http_impl, "--log-level", "trace", "--port", "0", "procapps:app"]) as proc:
         httpx.get(proc.url())

@@ -720,3 +720,50 @@ def test_client_half_close_before_accept_is_a_disconnect(ws_server, rec):  # typ
         sock.shutdown(socket.SHUT_WR)
         assert rec.done.wait()
     assert rec.messages == [{"type": "websocket.disconnect", "code": 1006, "reason": ""}]
+
+
+# -- TLS and proxies ----------------------------------------------------------------------
+def test_wss_over_tls(ws_server, rec, tmp_path):  # type: ignore[no-untyped-def]
+    import ssl
+
+    from tlsfiles import make_tls_files
+
+    tls = make_tls_files(tmp_path)
+    context = ssl.create_default_context(cafile=tls.ca_cert)
+    seen: list[str] = []
+
+    async def app(scope, receive, send):  # type: ignore[no-untyped-def]
+        seen.append(scope["scheme"])
+        await echo_app(rec)(scope, receive, send)
+
+    async def client(srv):  # type: ignore[no-untyped-def]
+        async with connect(f"wss://localhost:{srv.port}/", ssl=context) as ws:
+            await ws.send("secret")
+            assert await ws.recv() == "secret"
+            await ws.send(b"x" * MiB)
+            assert await ws.recv() == b"x" * MiB
+
+    with ws_server(app, ssl_certfile=tls.cert, ssl_keyfile=tls.key) as srv:
+        run(client(srv))
+        assert rec.done.wait()
+    assert seen == ["wss"]
+
+
+def test_proxy_headers_apply_to_websockets(ws_server):  # type: ignore[no-untyped-def]
+    seen: list[dict[str, Any]] = []
+
+    async def app(scope, receive, send):  # type: ignore[no-untyped-def]
+        seen.append(dict(scope))
+        await receive()
+        await send({"type": "websocket.accept"})
+        await receive()
+
+    async def client(srv):  # type: ignore[no-untyped-def]
+        headers = {"X-Forwarded-For": "203.0.113.9", "X-Forwarded-Proto": "https"}
+        async with connect(url(srv), additional_headers=headers):
+            pass
+
+    with ws_server(app, forwarded_allow_ips="*") as srv:
+        run(client(srv))
+    assert seen[0]["scheme"] == "wss"
+    assert seen[0]["client"][0] == "203.0.113.9"
