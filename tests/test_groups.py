@@ -293,7 +293,7 @@ def test_partial_delivery_and_peers(redis_server: RedisServer) -> None:
 
 def test_unreachable_redis_at_start() -> None:
     async def main() -> str:
-        async with hub_on(f"redis://127.0.0.1:{free_port()}/0") as hub:
+        async with hub_on(f"redis://user:secret@127.0.0.1:{free_port()}/0") as hub:
             assert not await hub.backend.ready()  # type: ignore[attr-defined]
             _member(hub, "a", [])
             await hub.add("g", "a")  # recorded; subscribed once Redis is there
@@ -301,4 +301,6 @@ def test_unreachable_redis_at_start() -> None:
                 await hub.send("g", {"text": "x"})
             return str(info.value)
 
-    assert "is unreachable, nothing was sent" in run(main())
+    message = run(main())
+    assert "is unreachable, nothing was sent" in message
+    assert "redis://user:***@127.0.0.1:" in message and "secret" not in message

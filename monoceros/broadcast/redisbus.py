@@ -40,6 +40,7 @@ import logging
 import os
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Final
+from urllib.parse import urlsplit, urlunsplit
 
 from redis.asyncio import Redis
 from redis.asyncio.retry import Retry
@@ -78,6 +79,15 @@ _UP: Final = Link.UP
 _CLOSED: Final = Link.CLOSED
 
 
+def _redacted(url: str) -> str:
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.rpartition("@")[2]
+    user = parts.username or ""
+    return urlunsplit(parts._replace(netloc=f"{user}:***@{netloc}"))
+
+
 def _wake(waiters: Any) -> None:
     for waiter in waiters:
         if not waiter.done():
@@ -103,7 +113,7 @@ class RedisBackend:
 
     def __init__(self, hub: Hub, url: str, prefix: str = "monoceros") -> None:
         self.hub = hub
-        self.url = url
+        self.url = _redacted(url)  # for messages: no password in logs
         self.loop = asyncio.get_running_loop()
         self.id = os.urandom(8).hex()
         self._tag = self.id.encode() + b" "
