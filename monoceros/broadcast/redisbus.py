@@ -177,6 +177,9 @@ class RedisBackend:
                         _wake([self._pings.pop(0)])
             except _FAILURES as exc:
                 self._lost(exc)
+            except Exception as exc:  # pragma: no cover - a bug: never go deaf silently
+                logger.exception("Broadcast: the Redis listener failed; reconnecting")
+                self._lost(exc)
             finally:
                 with contextlib.suppress(*_FAILURES):
                     await pubsub.aclose()  # type: ignore[no-untyped-call]
