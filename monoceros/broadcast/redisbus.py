@@ -288,8 +288,12 @@ class RedisBackend:
         try:
             await pubsub.ping()
         except _FAILURES:
-            return  # the listener sees it too, and wakes the waiter
-        await waiter
+            with contextlib.suppress(ValueError):
+                self._pings.remove(waiter)
+            return
+        # Bounded: a Redis that stops answering must not hang the sender.
+        with contextlib.suppress(asyncio.TimeoutError):  # TimeoutError from 3.11 on
+            await asyncio.wait_for(asyncio.shield(waiter), COMMAND_TIMEOUT)
 
     # -- the Backend interface -------------------------------------------------------
     async def subscribe(self, group: str) -> None:
