@@ -7,9 +7,11 @@ deliberately minimal so the numbers measure the server, not the app:
   ``content-length``.
 * ``json`` -- raw ASGI 3, ``{"message": "Hello, world!"}`` serialised with
   ``json.dumps`` on every request.
-* ``starlette_app`` / ``fastapi_app`` -- framework hello-worlds.  They are built
-  lazily on first attribute access (PEP 562), so this module imports fine when
-  neither framework is installed.
+* ``starlette_app`` / ``fastapi_app`` -- framework hello-worlds, defined in
+  ``bench/frameworks.py`` and looked up from here lazily on first attribute
+  access (PEP 562), so this module imports fine when neither framework is
+  installed.  The benchmark points servers at ``bench.frameworks:...``
+  directly (hypercorn cannot see lazy attributes).
 
 All apps implement the lifespan protocol so no server logs "lifespan unsupported"
 or takes a different start-up path because of it.
@@ -76,43 +78,13 @@ async def json(scope: Scope, receive: Receive, send: Send) -> None:
     await send({"type": "http.response.body", "body": body})
 
 
-def _make_starlette_app() -> ASGIApp:
-    from starlette.applications import Starlette
-    from starlette.requests import Request
-    from starlette.responses import PlainTextResponse, Response
-    from starlette.routing import Route
-
-    async def hello(request: Request) -> Response:
-        return PlainTextResponse("Hello, world!")
-
-    app: ASGIApp = Starlette(routes=[Route("/", hello)])
-    return app
-
-
-def _make_fastapi_app() -> ASGIApp:
-    from fastapi import FastAPI
-    from fastapi.responses import PlainTextResponse
-
-    api = FastAPI(openapi_url=None, docs_url=None, redoc_url=None)
-
-    @api.get("/", response_class=PlainTextResponse)
-    async def hello() -> str:
-        return "Hello, world!"
-
-    app: ASGIApp = api
-    return app
-
-
-_LAZY_FACTORIES: dict[str, Callable[[], ASGIApp]] = {
-    "starlette_app": _make_starlette_app,
-    "fastapi_app": _make_fastapi_app,
-}
+_FRAMEWORK_APPS = ("starlette_app", "fastapi_app")
 
 
 def __getattr__(name: str) -> ASGIApp:
-    factory = _LAZY_FACTORIES.get(name)
-    if factory is None:
+    if name not in _FRAMEWORK_APPS:
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    app = factory()
-    globals()[name] = app  # build once, then it is an ordinary module attribute
+    from bench import frameworks  # imports starlette and fastapi: only when asked for
+
+    app: ASGIApp = getattr(frameworks, name)
     return app

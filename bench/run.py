@@ -39,7 +39,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from types import FrameType
@@ -70,6 +70,7 @@ class Server:
     requires: str  # module that must be findable for the server to run (checked in a subprocess)
     packages: tuple[str, ...]  # distributions whose versions are reported
     baseline: str | None = None  # extra ratio column against this server (e.g. h11 vs h11)
+    default: bool = True  # run when --servers is not given
 
 
 def _uvicorn_style(module: str, http: str, loop: str) -> ArgvBuilder:
@@ -82,6 +83,15 @@ def _uvicorn_style(module: str, http: str, loop: str) -> ArgvBuilder:
             "--http", http, "--loop", loop,
             "--no-access-log", "--log-level", "warning",
         ]  # fmt: skip
+
+    return build
+
+
+def _uvicorn_defaults(module: str) -> ArgvBuilder:
+    """uvicorn's CLI with nothing but the address: its defaults, access log and info logging on."""
+
+    def build(target: str, port: int) -> list[str]:
+        return [PY, "-m", module, target, "--host", HOST, "--port", str(port)]
 
     return build
 
@@ -111,6 +121,11 @@ SERVERS: list[Server] = [
            ("monoceros", "h11"), baseline="uvicorn-h11"),
     Server("granian", _granian, "granian.__main__", ("granian",)),
     Server("hypercorn", _hypercorn, "hypercorn.__main__", ("hypercorn", "h11")),
+    # Both at their defaults (access log on, log level info; the log goes to a file).
+    Server("uvicorn-default", _uvicorn_defaults("uvicorn"), "uvicorn.__main__",
+           ("uvicorn", "httptools", "uvloop"), default=False),
+    Server("monoceros-default", _uvicorn_defaults("monoceros"), "monoceros.__main__",
+           ("monoceros", "httptools", "uvloop"), baseline="uvicorn-default", default=False),
 ]  # fmt: skip
 SERVERS_BY_NAME = {s.name: s for s in SERVERS}
 
@@ -121,7 +136,7 @@ SERVERS_BY_NAME = {s.name: s for s in SERVERS}
 @dataclass(frozen=True)
 class Scenario:
     name: str
-    app: str  # attribute of bench.apps
+    app: str  # attribute of ``module``
     connections: int
     description: str
     headers: tuple[str, ...] = ()
@@ -133,6 +148,11 @@ class Scenario:
     # coordinated-omission correction uses a per-response interval, adds samples below
     # the histogram minimum, and every percentile comes out as 0.
     latency_ok: bool = True
+    module: str = "bench.apps"  # where ``app`` is
+
+    @property
+    def target(self) -> str:
+        return f"{self.module}:{self.app}"
 
 
 SCENARIOS: list[Scenario] = [
@@ -162,6 +182,7 @@ SCENARIOS: list[Scenario] = [
         "Starlette hello world (PlainTextResponse), keep-alive, 64 connections",
         requires="starlette",
         default=False,
+        module="bench.frameworks",
     ),
     Scenario(
         "fastapi-c64",
@@ -170,6 +191,7 @@ SCENARIOS: list[Scenario] = [
         "FastAPI hello world (PlainTextResponse), keep-alive, 64 connections",
         requires="fastapi",
         default=False,
+        module="bench.frameworks",
     ),
 ]
 SCENARIOS_BY_NAME = {s.name: s for s in SCENARIOS}
@@ -212,6 +234,27 @@ class StartError(Exception):
 
 def _interrupt(signum: int, frame: FrameType | None) -> None:
     raise KeyboardInterrupt(f"signal {signum}")
+
+
+@dataclass
+class Interruption:
+    happened: bool = False
+
+
+@contextlib.contextmanager
+def interruptible() -> Iterator[Interruption]:
+    """Ctrl+C, SIGTERM and SIGHUP end the block early (servers are stopped by their own
+    ``finally``); the caller then reports what was measured, marked partial."""
+    state = Interruption()
+    previous = {sig: signal.signal(sig, _interrupt) for sig in (signal.SIGTERM, signal.SIGHUP)}
+    try:
+        yield state
+    except KeyboardInterrupt:
+        state.happened = True
+        log("\ninterrupted: servers stopped; reporting what was measured so far")
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 def log(msg: str = "", stream: TextIO | None = None) -> None:
@@ -632,7 +675,7 @@ def measure(
     tmp: Path,
 ) -> Sample:
     sample = Sample(round=rnd, scenario=scenario.name, server=server.name, port=port)
-    argv = ["taskset", "-c", str(args.server_cpu), *server.argv(f"bench.apps:{scenario.app}", port)]
+    argv = ["taskset", "-c", str(args.server_cpu), *server.argv(scenario.target, port)]
     log_path = tmp / f"{server.name}-{scenario.name}-r{rnd}.log"
     srv = RunningServer(argv, log_path)
     try:
@@ -888,21 +931,8 @@ def render_tables(
 # --------------------------------------------------------------------------- main
 
 
-def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(
-        description="Side-by-side ASGI server benchmark (ratios to uvicorn).",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
-    )
-    p.add_argument(
-        "--servers",
-        default=",".join(s.name for s in SERVERS),
-        help="comma list of servers (uvicorn is always added as the reference)",
-    )
-    p.add_argument(
-        "--scenarios",
-        default=",".join(s.name for s in SCENARIOS if s.default),
-        help="comma list of scenarios",
-    )
+def add_measure_options(p: argparse.ArgumentParser) -> None:
+    """The options of one wrk measurement and its setting (shared with bench/suite.py)."""
     p.add_argument("--repeat", type=int, default=3, help="interleaved rounds")
     p.add_argument("--duration", type=int, default=5, help="seconds per measured wrk run")
     p.add_argument(
@@ -929,11 +959,73 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         "of the pinned cores during it (the least noisy attempt is kept)",
     )
     p.add_argument("--results-dir", type=Path, default=RESULTS_DIR, help="where the .md and .json go")
-    p.add_argument("--list", action="store_true", help="list servers and scenarios, then exit")
-    args = p.parse_args(argv)
+
+
+def check_measure_options(p: argparse.ArgumentParser, args: argparse.Namespace) -> None:
     if args.repeat < 1 or args.duration < 1 or args.warmup < 0 or args.wrk_threads < 1:
         p.error("--repeat and --duration must be >= 1, --warmup >= 0, --wrk-threads >= 1")
+
+
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(
+        description="Side-by-side ASGI server benchmark (ratios to uvicorn).",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    p.add_argument(
+        "--servers",
+        default=",".join(s.name for s in SERVERS if s.default),
+        help="comma list of servers (uvicorn is always added as the reference)",
+    )
+    p.add_argument(
+        "--scenarios",
+        default=",".join(s.name for s in SCENARIOS if s.default),
+        help="comma list of scenarios",
+    )
+    add_measure_options(p)
+    p.add_argument("--list", action="store_true", help="list servers and scenarios, then exit")
+    args = p.parse_args(argv)
+    check_measure_options(p, args)
     return args
+
+
+def preflight(args: argparse.Namespace, tools: Sequence[str] = ("wrk", "taskset")) -> bool:
+    """Tools on PATH and the pinned CPUs usable; logs what is wrong."""
+    for tool in tools:
+        if shutil.which(tool) is None:
+            log(f"error: {tool!r} not found on PATH")
+            return False
+    allowed = os.sched_getaffinity(0)
+    for cpu in (args.server_cpu, args.client_cpu):
+        if cpu not in allowed:
+            log(f"error: CPU {cpu} is not available (affinity {sorted(allowed)})")
+            return False
+    if args.server_cpu == args.client_cpu:
+        log("warning: server and wrk share a CPU; results will mostly measure contention")
+    return True
+
+
+def logged_quiet_check(args: argparse.Namespace) -> tuple[QuietCheck, str]:
+    """quiet_check() on the pinned CPUs, logged; returns it and its one-line summary."""
+    quiet = quiet_check([args.server_cpu, args.client_cpu], args.quiet_threshold)
+    busy_txt = ", ".join(f"{k} {v:.0%}" for k, v in sorted(quiet.busy.items()))
+    log(f"quiet-machine check (1 s): busy {busy_txt}; loadavg {quiet.loadavg}")
+    for w in quiet.warnings:
+        log(f"WARNING: noisy machine: {w}")
+    return quiet, busy_txt
+
+
+def environment_versions(dists: Sequence[str] = ()) -> dict[str, str]:
+    """Interpreter, wrk, kernel, CPU, monoceros revision, then each distribution's version."""
+    versions: dict[str, str] = {
+        "python": f"{platform.python_implementation()} {platform.python_version()}",
+        "wrk": tool_version(["wrk", "-v"]).split(" Copyright")[0],
+        "kernel": platform.release(),
+        "cpu": cpu_model(),
+        "monoceros git": git_revision(),
+    }
+    for dist in dists:
+        versions.setdefault(dist, package_version(dist))
+    return versions
 
 
 def display_command(server: Server, cpu: int) -> str:
@@ -960,17 +1052,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if unknown:
         log(f"unknown server/scenario: {', '.join(unknown)} (see --list)")
         return 2
-    for tool in ("wrk", "taskset"):
-        if shutil.which(tool) is None:
-            log(f"error: {tool!r} not found on PATH")
-            return 2
-    allowed = os.sched_getaffinity(0)
-    for cpu in (args.server_cpu, args.client_cpu):
-        if cpu not in allowed:
-            log(f"error: CPU {cpu} is not available (affinity {sorted(allowed)})")
-            return 2
-    if args.server_cpu == args.client_cpu:
-        log("warning: server and wrk share a CPU; results will mostly measure contention")
+    if not preflight(args):
+        return 2
 
     wanted = _split(args.servers)
     if REFERENCE not in wanted:
@@ -1004,30 +1087,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         log("error: no scenarios to run")
         return 2
 
-    quiet = quiet_check([args.server_cpu, args.client_cpu], args.quiet_threshold)
-    busy_txt = ", ".join(f"{k} {v:.0%}" for k, v in sorted(quiet.busy.items()))
-    log(f"quiet-machine check (1 s): busy {busy_txt}; loadavg {quiet.loadavg}")
-    for w in quiet.warnings:
-        log(f"WARNING: noisy machine: {w}")
+    quiet, busy_txt = logged_quiet_check(args)
     if quiet.warnings and args.strict_quiet:
         log("error: --strict-quiet and the machine is not quiet; not benchmarking")
         return 3
 
-    versions: dict[str, str] = {
-        "python": f"{platform.python_implementation()} {platform.python_version()}",
-        "wrk": tool_version(["wrk", "-v"]),
-        "kernel": platform.release(),
-        "cpu": cpu_model(),
-        "monoceros git": git_revision(),
-    }
-    for server in servers:
-        for dist in server.packages:
-            if dist not in versions:
-                versions[dist] = package_version(dist)
-    if any(sc.requires for sc in scenarios):
-        for sc in scenarios:
-            if sc.requires and sc.requires not in versions:
-                versions[sc.requires] = package_version(sc.requires)
+    versions = environment_versions(
+        [d for s in servers for d in s.packages] + [sc.requires for sc in scenarios if sc.requires]
+    )
     commands = {s.name: display_command(s, args.server_cpu) for s in servers}
     server_pkgs = {d for s in servers for d in s.packages}
     server_versions = {s.name: ", ".join(f"{d} {versions[d]}" for d in s.packages) for s in servers}
@@ -1049,43 +1116,35 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
     )
 
-    previous = {sig: signal.signal(sig, _interrupt) for sig in (signal.SIGTERM, signal.SIGHUP)}
     samples: list[Sample] = []
     discarded: list[Sample] = []
     broken: set[tuple[str, str]] = set()
     started = dt.datetime.now()
     t0 = time.monotonic()
-    interrupted = False
     pick_port = PortPicker()
-    try:
-        with tempfile.TemporaryDirectory(prefix="monoceros-bench-") as tmpdir:
-            tmp = Path(tmpdir)
-            scripts = build_scripts(tmp)
-            done = 0
-            for rnd in range(1, args.repeat + 1):
-                # Rotate the start position each round so no server is always first after a switch.
-                order = servers[(rnd - 1) % len(servers) :] + servers[: (rnd - 1) % len(servers)]
-                for scenario in scenarios:
-                    for server in order:
-                        done += 1
-                        prefix = f"[{done}/{n_runs}] round {rnd} {scenario.name:15} {server.name:14}"
-                        if (server.name, scenario.name) in broken:
-                            log(f"{prefix} skipped (failed to start earlier)")
-                            continue
-                        kept, dropped = measure_with_retries(
-                            args, server, scenario, rnd, pick_port, scripts[scenario.script], tmp, prefix
-                        )
-                        samples.append(kept)
-                        discarded += dropped
-                        if kept.error and kept.error.startswith("failed to start"):
-                            broken.add((server.name, scenario.name))
-    except KeyboardInterrupt:
-        interrupted = True
-        log("\ninterrupted: servers stopped; reporting what was measured so far")
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
+    with interruptible() as interruption, tempfile.TemporaryDirectory(prefix="monoceros-bench-") as tmpdir:
+        tmp = Path(tmpdir)
+        scripts = build_scripts(tmp)
+        done = 0
+        for rnd in range(1, args.repeat + 1):
+            # Rotate the start position each round so no server is always first after a switch.
+            order = servers[(rnd - 1) % len(servers) :] + servers[: (rnd - 1) % len(servers)]
+            for scenario in scenarios:
+                for server in order:
+                    done += 1
+                    prefix = f"[{done}/{n_runs}] round {rnd} {scenario.name:15} {server.name:14}"
+                    if (server.name, scenario.name) in broken:
+                        log(f"{prefix} skipped (failed to start earlier)")
+                        continue
+                    kept, dropped = measure_with_retries(
+                        args, server, scenario, rnd, pick_port, scripts[scenario.script], tmp, prefix
+                    )
+                    samples.append(kept)
+                    discarded += dropped
+                    if kept.error and kept.error.startswith("failed to start"):
+                        broken.add((server.name, scenario.name))
     elapsed = time.monotonic() - t0
+    interrupted = interruption.happened
 
     cells = aggregate(samples)
     lines = [
