@@ -43,7 +43,7 @@ def draw(path: Path, groups: Sequence[ChartGroup], title: str, footnote: str) ->
         drawn = ax.bar(xs, ys, width, label=name, color=COLOURS[name], zorder=3)
         if name == "monoceros":
             ax.bar_label(drawn, labels=[f"{y:.2f}x" for y in ys], fontsize=8, padding=2)
-    ax.axhline(1.0, color="#212529", linewidth=0.8, zorder=4)
+    ax.axhline(1.0, color="#212529", linewidth=0.8, zorder=2)
     ax.set_xticks(range(len(groups)), [label for label, _ in groups], fontsize=8.5)
     ax.set_ylabel("throughput relative to uvicorn (higher is better)")
     ax.set_title(title, fontsize=11)

@@ -637,6 +637,27 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     return args
 
 
+NET_SETTINGS = (
+    "net/core/somaxconn",
+    "net/ipv4/tcp_max_syn_backlog",
+    "net/ipv4/ip_local_port_range",
+    "net/ipv4/tcp_tw_reuse",
+    "fs/nr_open",
+)
+
+
+def system_limits() -> str:
+    """The kernel settings and the descriptor limit that bound the idle-connections part."""
+    values = []
+    for name in NET_SETTINGS:
+        try:
+            values.append(f"{name.replace('/', '.')} {' '.join(Path('/proc/sys', name).read_text().split())}")
+        except OSError:
+            values.append(f"{name.replace('/', '.')} unknown")
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    return "; ".join([*values, f"RLIMIT_NOFILE {soft}/{hard}"])
+
+
 def raise_nofile(needed: int) -> int:
     """Raise our RLIMIT_NOFILE (inherited by the servers and clients we start) as far as allowed."""
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
@@ -720,7 +741,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     versions = environment_versions([*dists, "websockets"] if "ws" in parts else dists)
     versions["strace"] = tool_version(["strace", "-V"])
     cmdline = shlex.join([Path(PY).name, *sys.argv]) if argv is None else shlex.join(["suite.py", *argv])
+    limits = system_limits()
     log(f"command: {cmdline}")
+    log(f"limits: {limits}")
     log("versions: " + "; ".join(f"{k} {v}" for k, v in versions.items()))
     log(f"parts: {', '.join(parts)}; estimated total ≈ {estimate_s(args, parts, groups) / 60:.1f} min "
         "(more if noisy runs are measured again)")  # fmt: skip
@@ -814,7 +837,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     header = [
         f"# monoceros benchmarks, {started_at:%Y-%m-%d}" + (" (INTERRUPTED, partial)" if interrupted else ""),
         "",
-        f"`{cmdline}` on {started_at:%Y-%m-%d %H:%M}, {elapsed / 60:.0f} min. "
+        f"`{cmdline}` on {started_at:%Y-%m-%d %H:%M}, {elapsed / 60:.1f} min. "
         f"{sum(bool(r.met) for r in met)} of {len(met)} measured targets met. "
         "One worker per server, pinned to CPU "
         f"{args.server_cpu}; load generators pinned to CPU {args.client_cpu}; medians of {args.repeat} "
@@ -860,6 +883,7 @@ def main(argv: Sequence[str] | None = None) -> int:
              f"- {args.repeat} round(s), wrk {args.duration}s after {args.warmup}s warm-up, "
              f"-t{args.wrk_threads}; quiet check before the run: busy {busy_txt}; loadavg {quiet.loadavg}"
              + ("; WARNINGS: " + "; ".join(quiet.warnings) if quiet.warnings else ""),
+             f"- limits (after raising RLIMIT_NOFILE): {limits}",
              *[f"- note: {n}" for n in notes + child_errors + ([chart_error] if chart_error else [])],
              "", "| server | command |", "|---|---|",
              *[f"| {name} | `{cmd}` |" for name, cmd in commands.items()]]  # fmt: skip

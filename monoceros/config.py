@@ -45,7 +45,7 @@ LOOP_IMPLEMENTATIONS = ("auto", "asyncio", "uvloop")
 # uvicorn also takes "none" (asyncio's own default loop) and a "module:factory"
 # import string; neither is offered in the help, both are accepted.
 LOOP_HIDDEN = ("none",)
-INTERFACES = ("auto", "asgi3", "asgi2", "wsgi")
+INTERFACES = ("auto", "asgi3", "asgi2", "wsgi", "channels")
 LIFESPANS = ("auto", "on", "off")
 WS_IMPLEMENTATIONS = ("auto", "none", "websockets", "websockets-sansio", "wsproto")
 
@@ -227,7 +227,8 @@ class Config:
     lifespan: str = setting("auto", "Lifespan implementation.", type=click.Choice(LIFESPANS))
     interface: str = setting(
         "auto",
-        "Select ASGI3, ASGI2, or WSGI as the application interface.",
+        "Select ASGI3, ASGI2, WSGI, or the legacy channels interface (app(message, channels)) "
+        "as the application interface.",
         type=click.Choice(INTERFACES),
     )
     # -- application ----------------------------------------------------------
@@ -467,15 +468,17 @@ def _signature_kind(app: Any) -> tuple[bool, int | None]:
 def detect_interface(app: Any) -> str:
     """Guess the interface of ``app`` the way ``--interface auto`` does.
 
-    An async callable is ASGI 3; a class is ASGI 2 unless its instances are
-    awaitable; a plain callable of two positional parameters
-    ``(environ, start_response)`` is WSGI; any other plain callable is ASGI 2.
+    An async callable of exactly two positional parameters ``(message,
+    channels)`` is the legacy channels interface, any other async callable is
+    ASGI 3; a class is ASGI 2 unless its instances are awaitable; a plain
+    callable of two positional parameters ``(environ, start_response)`` is
+    WSGI; any other plain callable is ASGI 2.
     """
     if inspect.isclass(app):
         return "asgi3" if hasattr(app, "__await__") else "asgi2"
     is_async, count = _signature_kind(app)
     if is_async:
-        return "asgi3"
+        return "channels" if count == 2 else "asgi3"
     if count == 2:
         return "wsgi"
     return "asgi2"

@@ -61,6 +61,32 @@ class ASGIMessageError(LocalProtocolError, RuntimeError):
     """
 
 
+class BroadcastError(MonocerosError):
+    """A group operation of :mod:`monoceros.broadcast` failed."""
+
+
+class BroadcastUnavailable(BroadcastError, ConnectionError):
+    """The broadcast backend (Redis) cannot be reached: the group message
+    was delivered to no one.  The server reconnects by itself; sending again
+    later may succeed."""
+
+
+class PartialDelivery(BroadcastError):
+    """A group message reached fewer server instances than hold members of
+    the group (one of them lost its Redis connection and has not yet come
+    back): some members did not get it.
+
+    Attributes:
+        delivered: the instances that received it.
+        expected: the instances known to hold members of the group.
+    """
+
+    def __init__(self, msg: str, delivered: int, expected: int) -> None:
+        super().__init__(msg)
+        self.delivered = delivered
+        self.expected = expected
+
+
 class ClientDisconnected(OSError):
     """``send()`` was called after the client went away (ASGI spec 2.4).
 

@@ -268,6 +268,10 @@ def wrap_app(app: Any, interface: str, config: Config, allow_ips: list[str]) -> 
         from monoceros.middleware.wsgi import WSGIMiddleware
 
         app = WSGIMiddleware(app)
+    elif interface == "channels":
+        from monoceros.middleware.channels import ChannelsMiddleware
+
+        app = ChannelsMiddleware(app)
     if asgi_logger.isEnabledFor(TRACE):
         app = TraceMessages(app)
     # Proxy headers are applied by the server itself (ServerContext.proxy):

@@ -63,6 +63,7 @@ class Monoceros:
         env: dict[str, str] | None = None,
         pass_fds: Iterable[int] = (),
         app_dir: bool = True,
+        cwd: str | os.PathLike[str] = TESTS,
         command: Sequence[str] = (sys.executable, "-m", "monoceros"),
     ) -> None:
         argv = [*command, *args]
@@ -75,7 +76,7 @@ class Monoceros:
             stderr=subprocess.PIPE,
             text=True,
             env=env if env is not None else clean_env(),
-            cwd=TESTS,
+            cwd=cwd,
             pass_fds=tuple(pass_fds),
         )
         self.stdout: list[str] = []

@@ -355,6 +355,26 @@ def test_interface_detection_corner_cases() -> None:
     assert detect_interface(Awaitable) == "asgi3"
 
 
+def test_channels_interface_detection() -> None:
+    async def consumer(message, channels):
+        raise NotImplementedError
+
+    async def asgi3(scope, receive, send):
+        raise NotImplementedError
+
+    class Consumer:
+        async def __call__(self, message, channels):
+            raise NotImplementedError
+
+    def wsgi(environ, start_response):
+        raise NotImplementedError
+
+    assert detect_interface(consumer) == "channels"
+    assert detect_interface(Consumer()) == "channels"
+    assert detect_interface(asgi3) == "asgi3"
+    assert detect_interface(wsgi) == "wsgi"  # a plain two-argument callable stays WSGI
+
+
 def test_tls_key_errors(tmp_path) -> None:
     from tlsfiles import make_tls_files
 

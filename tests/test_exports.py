@@ -36,3 +36,32 @@ def test_entry_point_is_main() -> None:
     (entry,) = [ep for ep in scripts if ep.name == "monoceros"]
     assert entry.value == "monoceros.cli:main"
     assert entry.load() is monoceros.main
+
+
+def test_channels_broadcast_and_adapters_surface() -> None:
+    """The legacy channels interface's public names (docs/channels.md)."""
+    import monoceros.broadcast
+    import monoceros.middleware
+    import monoceros.utils
+    from monoceros.errors import BroadcastError, BroadcastUnavailable, MonocerosError, PartialDelivery
+
+    assert sorted(monoceros.broadcast.__all__) == [
+        "BroadCastMiddleware",
+        "BroadcastError",
+        "BroadcastMiddleware",
+        "BroadcastUnavailable",
+        "ConnectionGroups",
+        "GroupsMiddleware",
+        "PartialDelivery",
+    ]
+    assert sorted(monoceros.utils.__all__) == ["ASGIAdapter", "WSGIAdapter"]
+    assert "ChannelsMiddleware" in monoceros.middleware.__all__
+    for module in (monoceros.broadcast, monoceros.utils, monoceros.middleware):
+        for name in module.__all__:
+            assert getattr(module, name) is not None
+    # The README spells it both ways.
+    assert monoceros.broadcast.BroadCastMiddleware is monoceros.broadcast.BroadcastMiddleware
+    assert monoceros.broadcast.BroadcastError is BroadcastError
+    assert issubclass(BroadcastUnavailable, BroadcastError)
+    assert issubclass(BroadcastUnavailable, ConnectionError)
+    assert issubclass(PartialDelivery, BroadcastError) and issubclass(BroadcastError, MonocerosError)
