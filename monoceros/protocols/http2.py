@@ -632,13 +632,17 @@ class H2Protocol(asyncio.Protocol):
     def _start_upgraded(self, req: Request, body: bytes) -> None:
         """Stream 1 of an ``Upgrade: h2c``: the HTTP/1.1 request, its body read already."""
         req.headers = [(n, v) for n, v in req.headers if n not in _UPGRADE_FIELDS]
+        target = req.target
+        if target[:1] != b"/" and target != b"*":  # absolute-form: the path after the authority
+            slash = target.find(b"/", target.find(b"//") + 2)
+            req.target = target[slash:] if slash >= 0 else b"/"
         scope = self._h1_scope(req)
         stream = H2Stream(self, 1)
         self.streams[1] = stream
         self._set_deadline()
         self._start(stream, scope, req, bool(body))
-        cycle = cast(RequestCycle, stream.cycle)
-        if body:
+        cycle = stream.cycle
+        if body and cycle is not None:
             cycle.feed_body(body)
             cycle.feed_end()
 

@@ -245,6 +245,31 @@ def test_upgrade_then_more_streams_on_the_connection(http_impl: str) -> None:
         assert json.loads(bodies[sid])["path"] == "/two"
 
 
+def test_upgrade_with_an_absolute_target(srv: RunningServer) -> None:
+    conn = h2.connection.H2Connection(h2.config.H2Configuration(client_side=True, header_encoding=None))
+    settings = conn.initiate_upgrade_connection()
+    with srv.connect() as sock:
+        sock.sendall(
+            b"GET http://localhost/abs?q=1 HTTP/1.1\r\nHost: localhost\r\n"
+            b"Connection: Upgrade, HTTP2-Settings\r\nUpgrade: h2c\r\n"
+            b"HTTP2-Settings: " + settings + b"\r\n\r\n" + conn.data_to_send()
+        )
+        reader = Reader(sock)
+        assert reader.read_until(b"\r\n\r\n").startswith(b"HTTP/1.1 101 ")
+        body = b""
+        ended = False
+        data = reader.buf
+        while not ended:
+            for event in conn.receive_data(data or sock.recv(65536)):
+                if isinstance(event, h2.events.DataReceived) and event.stream_id == 1:
+                    body += event.data
+                ended = ended or (isinstance(event, h2.events.StreamEnded) and event.stream_id == 1)
+            data = b""
+            sock.sendall(conn.data_to_send())
+        info = json.loads(body)
+        assert (info["path"], info["query"], info["http_version"]) == ("/abs", "q=1", "2")
+
+
 @pytest.mark.parametrize(
     "fields",
     [
