@@ -340,14 +340,18 @@ def run_wsbench(args: argparse.Namespace, common: list[str], tmp: Path) -> tuple
     return data, report
 
 
-H2_ROW = re.compile(r"^\| (\S+) \| (\S+) \| ([\d.]+) \|")
+H2_ROW = re.compile(r"^\| (\S+) \| (\S+) \| ([\d.]+) \| ([\d.]+) \|")  # scenario, server, req/s, failed
 
 
 def run_h2bench(args: argparse.Namespace, common: list[str]) -> tuple[dict[str, float] | None, str]:
     """bench/h2bench.py (h2load): median req/s by "server/scenario" from its table, and the table."""
     rc, out = run_child(["bench/h2bench.py", "--requests", str(20_000 * args.duration), *common], "HTTP/2")
     table = out[out.find("h2load -n") :] if "h2load -n" in out else ""
-    rps = {f"{m[2]}/{m[1]}": float(m[3]) for line in table.splitlines() if (m := H2_ROW.match(line))}
+    rps: dict[str, float] = {}
+    for line in table.splitlines():
+        if m := H2_ROW.match(line):
+            rps[f"{m[2]}/{m[1]}"] = float(m[3])
+            rps[f"{m[2]}/{m[1]}/failed"] = float(m[4])
     if rc != 0 or not rps:
         return None, f"bench/h2bench.py exited with {rc}; no result table in its output"
     return rps, table
@@ -521,7 +525,7 @@ def h2_rows(h2: dict[str, float] | None) -> list[TargetRow]:
         why = "not run" if H2BENCH.exists() else "bench/h2bench.py not on this branch"
         return [TargetRow("HTTP/2 h2c throughput (h2load)", "issue 5 targets", why, None)]
     rows = []
-    for scenario in dict.fromkeys(key.split("/")[1] for key in h2):
+    for scenario in dict.fromkeys(key.split("/")[1] for key in h2 if key.count("/") == 1):
         mine = h2.get(f"monoceros/{scenario}")
         peers = [("hypercorn", 3.0)]
         peers += [
@@ -531,8 +535,10 @@ def h2_rows(h2: dict[str, float] | None) -> list[TargetRow]:
             theirs = h2.get(f"{peer}/{scenario}")
             r = _ratio(mine, theirs)
             detail = f"{mine:,.0f} vs {theirs:,.0f} req/s" if mine and theirs else ""
+            failed = h2.get(f"monoceros/{scenario}/failed", 0) + h2.get(f"{peer}/{scenario}/failed", 0)
             rows.append(TargetRow(f"HTTP/2 {scenario} (h2load -c32 -m10)", f">= {goal:g}x {peer}",
-                                  _fmt_ratio(r), _op_met(r, ">=", goal), detail))  # fmt: skip
+                                  _fmt_ratio(r) + (" ⚠" if failed else ""), _op_met(r, ">=", goal),
+                                  detail))  # fmt: skip
     return rows
 
 
