@@ -176,7 +176,44 @@ class Config:
         metavar=f"[{'|'.join(LOOP_IMPLEMENTATIONS)}]",
     )
     http: str = setting("auto", "HTTP protocol implementation.", type=click.Choice(HTTP_IMPLEMENTATIONS))
-    http2: bool = setting(False, "Enable HTTP/2 support.", is_flag=True, later="HTTP/2")
+    http2: bool = setting(
+        True,
+        "Enable/Disable HTTP/2 (TLS by ALPN; cleartext by prior knowledge or Upgrade: h2c).",
+        secondary="--no-http2",
+    )
+    h2_max_concurrent_streams: int = setting(
+        100, "HTTP/2: streams a client may have open at once (SETTINGS_MAX_CONCURRENT_STREAMS).", type=int
+    )
+    h2_max_header_list_size: int = setting(
+        65536,
+        "HTTP/2: largest decoded header list in bytes (SETTINGS_MAX_HEADER_LIST_SIZE); "
+        "a larger one closes the connection.",
+        type=int,
+    )
+    h2_initial_window_size: int = setting(
+        65535,
+        "HTTP/2: the flow-control window a stream's request body gets (SETTINGS_INITIAL_WINDOW_SIZE); "
+        "it is opened again as the app reads.",
+        type=int,
+    )
+    h2_max_resets: int = setting(
+        200,
+        "HTTP/2: streams a client may reset per 10 seconds before the connection is closed "
+        "(rapid reset, CVE-2023-44487).",
+        type=int,
+    )
+    h2_max_control_frames: int = setting(
+        1000,
+        "HTTP/2: PING, SETTINGS and empty frames a client may send per 10 seconds before the "
+        "connection is closed (floods).",
+        type=int,
+    )
+    h2_stall_timeout: float = setting(
+        30.0,
+        "HTTP/2: seconds a response may wait for the client to open its flow-control window "
+        "before the stream is reset.",
+        type=float,
+    )
     ws: str = setting(
         "auto",
         "WebSocket protocol implementation.",
@@ -504,6 +541,13 @@ def validate(config: Config) -> None:
     _ensure_positive("timeout_request_header", config.timeout_request_header)
     _ensure_positive("timeout_graceful_shutdown", config.timeout_graceful_shutdown, allow_zero=True)
     _ensure_positive("h11_max_incomplete_event_size", config.h11_max_incomplete_event_size)
+    for name in ("h2_max_concurrent_streams", "h2_max_resets", "h2_max_control_frames", "h2_stall_timeout"):
+        _ensure_positive(name, getattr(config, name))
+    for name, low in (("h2_max_header_list_size", 1024), ("h2_initial_window_size", 1)):
+        value = getattr(config, name)
+        if not low <= value <= 2**31 - 1:
+            flag = "--" + name.replace("_", "-")
+            raise ConfigError(f"{flag} must be between {low} and {2**31 - 1}, not {value}")
     _ensure_positive("ws_max_size", config.ws_max_size)
     _ensure_positive("ws_max_queue", config.ws_max_queue)
     _ensure_positive("ws_ping_interval", config.ws_ping_interval, allow_zero=True)

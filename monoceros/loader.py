@@ -78,7 +78,8 @@ def _explain_ssl_error(config: Config, exc: ssl.SSLError) -> str:
 
 
 def create_ssl_context(config: Config) -> ssl.SSLContext:
-    """The server's TLS context from the ``ssl_*`` settings; ALPN offers HTTP/1.1."""
+    """The server's TLS context from the ``ssl_*`` settings; ALPN offers h2
+    (unless ``--no-http2``) and HTTP/1.1."""
     if not config.ssl_certfile:
         raise ConfigError("--ssl-keyfile needs --ssl-certfile too")
     try:
@@ -117,7 +118,8 @@ def create_ssl_context(config: Config) -> ssl.SSLContext:
             ctx.set_ciphers(config.ssl_ciphers)
         except ssl.SSLError:
             raise ConfigError(f"--ssl-ciphers {config.ssl_ciphers!r}: no cipher matches") from None
-    ctx.set_alpn_protocols(["http/1.1"])
+    # HTTP/2 first: a client that speaks both gets it (RFC 9113 §3.2).
+    ctx.set_alpn_protocols(["h2", "http/1.1"] if config.http2 else ["http/1.1"])
     return ctx
 
 

@@ -76,6 +76,13 @@ class ServerContext:
         self.timeout_request_header = float(config.timeout_request_header)
         self.reset_contextvars = config.reset_contextvars
         self.date_header = config.date_header
+        self.http2 = config.http2
+        # For the ASGI tls extension: the certificate the server presents.
+        self.server_cert: str | None = None
+        if loaded.ssl is not None:
+            from monoceros.protocols.utils import read_server_cert
+
+            self.server_cert = read_server_cert(str(config.ssl_certfile) if config.ssl_certfile else None)
         self.base_headers = loaded.default_headers
         self.state: dict[str, Any] = {}
         self.proxy: ProxyHeadersMiddleware | None = None
@@ -145,6 +152,14 @@ class ServerContext:
             while self.active:
                 changed.clear()
                 await changed.wait()
+
+    def cycle_ended(self) -> None:
+        """An application call ended (HTTP/2 streams; HTTP/1.1 inlines this)."""
+        self.active -= 1
+        if self.drain_changed is not None:  # shutting down: the drain waits on this
+            self.drain_changed.set()
+        if self.limit_max_requests is not None and self.requests >= self.limit_max_requests:
+            self.max_requests_reached()
 
     def max_requests_reached(self) -> None:
         if self.on_max_requests is not None:

@@ -5,7 +5,7 @@ Theory of operation
 One :class:`RequestCycle` serves one request: it owns the ASGI ``scope``, the
 ``receive`` and ``send`` callables handed to the application, and the task
 running the application.  It never sees bytes.  Whatever carries the request
-(an HTTP/1.1 connection, whichever parser it uses; later an HTTP/2 stream)
+(an HTTP/1.1 connection, whichever parser it uses, or an HTTP/2 stream)
 implements :class:`StreamSink` and talks to the cycle with plain method calls:
 
 * the carrier calls :meth:`RequestCycle.feed_body`, :meth:`feed_end`,
@@ -21,7 +21,16 @@ Two state enums, one per direction, replace a heap of flags:
 
 ``RequestState``  BODY -> COMPLETE -> DELIVERED, COMPLETE_EOF -> EOF when the
                   client closes its sending side, -> DISCONNECTED at any time
-``ResponseState`` START -> BODY -> DONE
+``ResponseState`` START -> BODY -> DONE, or BODY -> TRAILERS -> DONE when the
+                  app announced trailers (``http.response.trailers``)
+
+ASGI extensions (advertised per connection in ``scope["extensions"]``) are
+looked at only after the two usual message types, so they cost the plain
+request path nothing: ``http.response.trailers`` (``sink.send_trailers``),
+``http.response.early_hint`` (a 103 through ``send_informational``),
+``http.response.pathsend`` and ``http.response.zerocopysend`` (the sink's
+``sendfile`` where it can, else a copy in ``FILE_CHUNK`` steps that waits
+for the client between steps).
 
 ``receive()`` answers ``http.disconnect`` once the response is DONE (ASGI:
 "after a response has been sent"), once the client is gone, and once the
@@ -51,8 +60,9 @@ from __future__ import annotations
 import asyncio
 import enum
 import logging
+import os
 from collections.abc import Awaitable
-from typing import TYPE_CHECKING, Any, Final, Protocol
+from typing import TYPE_CHECKING, Any, BinaryIO, Final, Protocol
 
 from monoceros._types import Headers, Message, Scope
 from monoceros.errors import ASGIMessageError, ClientDisconnected
@@ -90,12 +100,19 @@ REQ_DISCONNECTED: Final = RequestState.DISCONNECTED
 class ResponseState(enum.Enum):
     START = 0
     BODY = 1
-    DONE = 2
+    TRAILERS = 2  # the body is complete; the announced trailers are awaited
+    DONE = 3
 
 
 RESP_START: Final = ResponseState.START
 RESP_BODY: Final = ResponseState.BODY
+RESP_TRAILERS: Final = ResponseState.TRAILERS
 RESP_DONE: Final = ResponseState.DONE
+
+# Request body bytes read per step when a file is copied into the response
+# (pathsend / zerocopysend where the carrier cannot sendfile): the memory a
+# file response holds at once.
+FILE_CHUNK = 256 * 1024
 
 
 class StreamSink(Protocol):
@@ -108,6 +125,17 @@ class StreamSink(Protocol):
     def send_body(self, cycle: RequestCycle, data: bytes, end: bool) -> None: ...
 
     def send_informational(self, status: int, headers: Headers) -> None: ...
+
+    def send_trailers(self, cycle: RequestCycle, headers: Headers) -> None:
+        """End the response with trailer fields (dropped where they cannot go)."""
+
+    def sendfile(
+        self, cycle: RequestCycle, file: BinaryIO, offset: int, count: int
+    ) -> Awaitable[int] | None:
+        """Send ``count`` bytes of ``file`` from ``offset`` as body without
+        copying them through Python, after the head (the awaitable gives the
+        bytes sent); None where the carrier cannot (the cycle copies the file
+        in bounded chunks instead)."""
 
     def abort(self, cycle: RequestCycle) -> None: ...
 
@@ -160,6 +188,7 @@ class RequestCycle:
         "_buffered",
         "_chunks",
         "_pending_head",
+        "_trailer_fields",
         "_waiter",
         "body_allowed",
         "content_length",
@@ -176,6 +205,7 @@ class RequestCycle:
         "sink",
         "start_time",
         "status",
+        "trailers",
     )
 
     def __init__(
@@ -209,6 +239,10 @@ class RequestCycle:
         # The app set Server or Date itself: the sink leaves out its defaults.
         self.replaces_defaults = False
         self.start_time = 0.0
+        # The app announced trailers (http.response.trailers extension): the
+        # last body message does not end the response.
+        self.trailers = False
+        self._trailer_fields: Headers = []  # trailers sent with more_trailers, so far
 
     # -- carrier side ---------------------------------------------------------
     def feed_body(self, data: bytes) -> None:
@@ -324,7 +358,133 @@ class RequestCycle:
                 raise ASGIMessageError(self._unexpected(mtype))
             self._start(message)
         else:
+            await self._extension(mtype, message)
+
+    # -- ASGI extensions (the rare path: send() looks at them last) ---------------
+    async def _extension(self, mtype: object, message: Message) -> None:
+        state = self.resp_state
+        if mtype == "http.response.trailers":
+            if not self.trailers:
+                raise ASGIMessageError("http.response.trailers, but the start had no 'trailers': True")
+            if state is not RESP_TRAILERS:
+                raise ASGIMessageError(self._unexpected(mtype))
+            headers = self._checked_fields(message.get("headers", ()), "trailer")
+            self._trailer_fields += headers
+            if not message.get("more_trailers", False):
+                self._end_with_trailers(self._trailer_fields)
+        elif mtype == "http.response.early_hint":
+            if state is not RESP_START:
+                raise ASGIMessageError("http.response.early_hint must come before http.response.start")
+            links = message.get("links", ())
+            fields = self._checked_fields([(b"link", link) for link in links], "early hint link")
+            if fields:
+                self.sink.send_informational(103, fields)
+        elif mtype == "http.response.pathsend":
+            if state is not RESP_BODY:
+                raise ASGIMessageError(self._unexpected(mtype))
+            path = message.get("path")
+            if not isinstance(path, str) or not os.path.isabs(path):
+                raise ASGIMessageError(f"'path' must be an absolute path, got {path!r}")
+            try:
+                file = open(path, "rb")  # noqa: SIM115 - closed below
+            except OSError as exc:
+                raise ASGIMessageError(f"cannot open {path!r}: {exc.strerror}") from None
+            with file:
+                size = os.fstat(file.fileno()).st_size
+                await self._send_file(file, 0, size, False)
+        elif mtype == "http.response.zerocopysend":
+            if state is not RESP_BODY:
+                raise ASGIMessageError(self._unexpected(mtype))
+            source = message.get("file")
+            try:
+                fd = source if isinstance(source, int) else source.fileno()  # type: ignore[union-attr]
+                offset = int(message.get("offset", 0) or 0)
+                count = message.get("count")
+                end = os.fstat(fd).st_size
+            except (AttributeError, TypeError, ValueError, OSError):
+                raise ASGIMessageError(f"'file' must be a file with a descriptor, got {source!r}") from None
+            if offset < 0:
+                raise ASGIMessageError(f"'offset' must be >= 0, got {offset}")
+            count = max(0, end - offset) if count is None else int(count)
+            with open(fd, "rb", closefd=False) as view:
+                await self._send_file(view, offset, count, bool(message.get("more_body", False)))
+        else:
             raise ASGIMessageError(self._unexpected(mtype))
+
+    def _checked_fields(self, items: Any, what: str) -> Headers:
+        fields: Headers = []
+        try:
+            for name, value in items:
+                name, value = bytes(name), bytes(value)
+                if _header_kind(name, value) != _PLAIN:
+                    raise ASGIMessageError(f"{name!r} is not allowed as a {what} field")
+                fields.append((name, value))
+        except (TypeError, ValueError) as exc:
+            if isinstance(exc, ASGIMessageError):
+                raise
+            raise ASGIMessageError(f"{what} fields must be [bytes, bytes] pairs: {exc}") from None
+        return fields
+
+    def _end_with_trailers(self, headers: Headers) -> None:
+        self.resp_state = RESP_DONE
+        self.sink.send_trailers(self, headers)
+        self._wake()
+        if self.ctx.access_log:
+            self.ctx.log_access(self)
+
+    async def _send_file(self, file: BinaryIO, offset: int, count: int, more: bool) -> None:
+        """A file as (part of) the body: sendfile where the carrier can,
+        else a copy in FILE_CHUNK steps that waits for the client."""
+        head = self._pending_head
+        if head is not None and self.content_length is None and not more and self.response_bytes == 0:
+            # The whole body is this file: the head says how long it is.
+            self.content_length = count
+            if self.body_allowed or self.method == "HEAD":
+                self.response_headers.append((b"content-length", b"%d" % count))
+        if self.body_allowed and self.content_length is not None and head is not None and count:
+            total = self.response_bytes + count
+            if total > self.content_length or (not more and total < self.content_length):
+                self._wrong_length(total, more)
+            self._pending_head = None
+            self.sink.send_head(self, head[0], head[1], b"", False)
+            sending = self.sink.sendfile(self, file, offset, count)
+            if sending is not None:
+                sent = await sending
+                if self._disconnected():
+                    raise ClientDisconnected("the client disconnected")
+                if sent < count:
+                    self._abort()  # the head promised more
+                    raise ASGIMessageError(f"the file ended {count - sent} bytes early")
+                self.response_bytes += count
+                if not more:
+                    self._send_body(b"", False)
+                return
+        loop = self.ctx.loop
+        fd = file.fileno()
+        while True:
+            size = min(FILE_CHUNK, count)
+            data = await loop.run_in_executor(None, os.pread, fd, size, offset) if size else b""
+            if len(data) < size:
+                self._send_error_or_abort()
+                raise ASGIMessageError(f"the file ended {count - len(data)} bytes early")
+            offset += size
+            count -= size
+            last = count == 0
+            self._send_body(data, more or not last)
+            if last:
+                return
+            drained = self.sink.drain()
+            if drained is not None:
+                await drained
+            if self._disconnected():
+                raise ClientDisconnected("the client disconnected")
+
+    def _send_error_or_abort(self) -> None:
+        if self._pending_head is not None:
+            self._pending_head = None
+            self.send_error(500)
+        else:
+            self._abort()
 
     def nothing_sent(self) -> bool:
         """True while no byte of the response reached the sink (no start, or
@@ -342,6 +502,8 @@ class RequestCycle:
             return f"Unexpected ASGI message {mtype!r} sent, after response already completed."
         if self.resp_state is RESP_START:
             return f"Expected ASGI message 'http.response.start', but got {mtype!r}."
+        if self.resp_state is RESP_TRAILERS:
+            return f"Expected ASGI message 'http.response.trailers', but got {mtype!r}."
         return f"Expected ASGI message 'http.response.body', but got {mtype!r}."
 
     def _start(self, message: Message) -> None:
@@ -396,6 +558,8 @@ class RequestCycle:
             if isinstance(exc, ASGIMessageError):
                 raise
             raise ASGIMessageError(f"'headers' must be an iterable of [bytes, bytes] pairs: {exc}") from None
+        if "trailers" in message:
+            self.trailers = bool(message["trailers"])
         self.status = status
         self.response_headers = checked
         self.content_length = content_length
@@ -436,7 +600,11 @@ class RequestCycle:
                 self._wrong_length(total, more)
         self.response_bytes += len(body)
         if not more:
-            self.resp_state = RESP_DONE
+            if self.trailers:  # the trailers end the response
+                self.resp_state = RESP_TRAILERS
+                more = True
+            else:
+                self.resp_state = RESP_DONE
         head = self._pending_head
         if head is not None:
             self._pending_head = None
@@ -488,6 +656,10 @@ class RequestCycle:
             return
         if self.resp_state is RESP_START:
             logger.error("ASGI callable returned without starting response.")
+        elif self.resp_state is RESP_TRAILERS:
+            logger.error("ASGI callable returned without sending the trailers it announced.")
+            self._end_with_trailers([])
+            return
         else:
             logger.error("ASGI callable returned without completing response.")
         if self._pending_head is not None or self.resp_state is RESP_START:
@@ -534,4 +706,4 @@ class RequestCycle:
         self._send_body(body, False)
 
 
-__all__ = ["HIGH_WATER", "RequestCycle", "RequestState", "ResponseState", "StreamSink"]
+__all__ = ["FILE_CHUNK", "HIGH_WATER", "RequestCycle", "RequestState", "ResponseState", "StreamSink"]

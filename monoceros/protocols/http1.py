@@ -30,6 +30,16 @@ The connection is in one :class:`ConnState`:
               pile up responses in memory
 ``CLOSING``   no more requests (error, ``Connection: close``, shutdown); after
               a refusal the connection lingers a moment (see ``_linger``)
+``UPGRADING`` an ``Upgrade: h2c`` request with a body: the body is read here
+              (RFC 7540 §3.2 has the client send it whole first), then the
+              connection goes to HTTP/2 with the request as stream 1
+
+HTTP/2 starts here too and leaves at once (:mod:`.http2`): TLS whose ALPN
+chose ``h2`` (in ``connection_made``), a cleartext connection whose first
+bytes are the HTTP/2 preface (looked at only for the first read of a
+connection, never on the keep-alive path), and ``Upgrade: h2c``.  A first
+read that is neither HTTP/1.x nor the preface is closed without an HTTP/1.1
+answer (a broken preface, RFC 9113 §3.4), see ``_not_http1``.
 
 When a response completes the connection goes back to IDLE and parses what
 is already buffered (pipelining) before reading more.  The application task
@@ -50,19 +60,21 @@ so a keep-alive request costs one clock read, not a timer handle.
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextvars
 import enum
 import logging
 import sys
-from typing import TYPE_CHECKING, Any, Final, Protocol, cast
+from collections.abc import Awaitable
+from typing import TYPE_CHECKING, Any, BinaryIO, Final, Protocol, cast
 from urllib.parse import unquote
 
 from monoceros._types import Headers
 from monoceros.errors import RemoteProtocolError
 from monoceros.protocols.codecs import END_OF_MESSAGE, NEED_DATA, PAUSED, Data, make_codec
-from monoceros.protocols.cycle import REQ_BODY, RequestCycle
-from monoceros.protocols.headers import STATUS_PHRASES, Request
-from monoceros.protocols.utils import get_addresses
+from monoceros.protocols.cycle import HIGH_WATER, REQ_BODY, RequestCycle
+from monoceros.protocols.headers import KNOWN_METHODS, STATUS_PHRASES, Request
+from monoceros.protocols.utils import get_addresses, http_extensions
 from monoceros.protocols.websocket import WebSocketProtocol, accept_response, check_handshake
 from monoceros.protocols.wscodecs import WS_CODECS
 from monoceros.protocols.wscycle import WebSocketCycle
@@ -83,6 +95,12 @@ STATUS_LINES: dict[int, bytes] = {
     code: b"HTTP/1.1 %d %s\r\n" % (code, phrase) for code, phrase in STATUS_PHRASES.items()
 }
 _METHODS: dict[bytes, str] = {}
+# The start of the HTTP/2 connection preface (RFC 9113 §3.4): enough to tell
+# it from any HTTP/1.1 request ("PRI" is no method we serve).
+PREFACE_START = b"PRI * HTTP/2.0\r\n"
+# How much of a connection's first bytes fail() may look at.
+_FIRST_LINE = 64
+SWITCHING_TO_H2C = b"HTTP/1.1 101 Switching Protocols\r\nconnection: Upgrade\r\nupgrade: h2c\r\n\r\n"
 
 
 class ConnState(enum.Enum):
@@ -91,6 +109,7 @@ class ConnState(enum.Enum):
     DRAINING = 2
     WAITING = 3
     CLOSING = 4
+    UPGRADING = 5
 
 
 # The members as module constants: in Python 3.11 reading an enum member
@@ -100,6 +119,7 @@ _ACTIVE: Final = ConnState.ACTIVE
 _DRAINING: Final = ConnState.DRAINING
 _WAITING: Final = ConnState.WAITING
 _CLOSING: Final = ConnState.CLOSING
+_UPGRADING: Final = ConnState.UPGRADING
 
 
 # A response that ends before the app read the whole request body leaves the
@@ -144,6 +164,43 @@ def render_error(status: int, default_headers: bytes, headers: Headers | None = 
 class HTTP11Protocol(asyncio.Protocol):
     """One HTTP/1.1 connection; the :class:`~.cycle.StreamSink` of its cycles."""
 
+    # Slots, not an instance dict: past 30 attributes CPython 3.11 stops
+    # sharing the keys of instance dicts, and every attribute read on the hot
+    # path gets slower (+2.6k instructions/request at 30, bench/micro.py).
+    __slots__ = (
+        "_drain_waiter",
+        "_read_paused",
+        "_write_paused",
+        "body_length",
+        "body_received",
+        "chunked",
+        "client",
+        "codec",
+        "context",
+        "ctx",
+        "cycle",
+        "deadline",
+        "drain_until",
+        "extensions",
+        "first_bytes",
+        "fresh",
+        "head_started",
+        "http10",
+        "idle_since",
+        "linger_left",
+        "proxy",
+        "scheme",
+        "server",
+        "state",
+        "task",
+        "tls",
+        "transport",
+        "upgrade_body",
+        "upgrade_request",
+        "ws_cycle",
+        "ws_key",
+    )
+
     def __init__(self, ctx: ServerContext) -> None:
         self.ctx = ctx
         self.codec = make_codec(ctx.http_impl, ctx.max_head_size, ctx.max_request_line)
@@ -162,6 +219,10 @@ class HTTP11Protocol(asyncio.Protocol):
         self._write_paused = False
         self._drain_waiter: asyncio.Future[None] | None = None
         self.linger_left = 0  # bytes still read and dropped after a refusal
+        self.fresh = True  # nothing received yet: an HTTP/2 preface may come
+        self.first_bytes = b""  # the start of a fresh cleartext connection (see fail)
+        self.upgrade_body: list[bytes] = []  # the body of an h2c upgrade request
+        self.upgrade_request: Request | None = None
         self.ws_cycle: WebSocketCycle | None = None  # a WebSocket handshake the app has not answered
         self.ws_key = b""
 
@@ -172,6 +233,8 @@ class HTTP11Protocol(asyncio.Protocol):
         self.server, self.client = get_addresses(transport)
         self.tls = bool(transport.get_extra_info("sslcontext"))
         self.scheme = "https" if self.tls else "http"
+        ssl_object = transport.get_extra_info("ssl_object") if self.tls else None
+        self.extensions = http_extensions(ssl_object, ctx.server_cert)
         # Apps run in a copy of the context the connection was accepted in,
         # never of whatever task happens to parse the request: a pipelined
         # request is parsed inside the previous app's send(), and the
@@ -186,6 +249,8 @@ class HTTP11Protocol(asyncio.Protocol):
         ctx.connections.add(self)
         self.idle_since = ctx.loop.time()
         self.deadline = self.idle_since + ctx.timeout_request_header
+        if ssl_object is not None and ctx.http2 and ssl_object.selected_alpn_protocol() == "h2":
+            self._to_http2(b"")
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.state = _CLOSING
@@ -219,6 +284,10 @@ class HTTP11Protocol(asyncio.Protocol):
 
     def data_received(self, data: bytes) -> None:
         if self.state is _IDLE and not self.head_started:
+            if self.fresh:  # the first bytes of the connection
+                self.fresh = False
+                if self._http2_preface(data):
+                    return
             self.head_started = True
             self.codec.receive_data(data)
             self._process()
@@ -284,6 +353,9 @@ class HTTP11Protocol(asyncio.Protocol):
                     self._next_cycle()  # the unread body is gone: next request
                 elif self.cycle is not None:
                     self.cycle.feed_end()
+                elif self.state is _UPGRADING:  # the h2c upgrade request is complete
+                    self._to_http2(self.codec.trailing_data())
+                    return
             elif event is NEED_DATA:
                 return
             elif event is PAUSED:
@@ -321,6 +393,8 @@ class HTTP11Protocol(asyncio.Protocol):
             # keeps "*" as its path, as uvicorn and hypercorn give it.)
             slash = target.find(b"/", target.find(b"//") + 2)
             target = target[slash:] if slash >= 0 else b"/"
+        # utils.http_scope() and utils.start_app(), inline: the two calls
+        # cost 0.6 % of a keep-alive request (bench/micro.py --callgrind).
         raw_path, _, query = target.partition(b"?")
         path = raw_path.decode("ascii")
         if "%" in path:
@@ -340,10 +414,14 @@ class HTTP11Protocol(asyncio.Protocol):
             "query_string": query,
             "headers": req.headers,
             "state": ctx.state.copy(),
+            "extensions": self.extensions,
         }
-        if req.upgrade is not None and req.upgrade == b"websocket" and ctx.ws_impl is not None:
-            self._start_websocket(req, scope, method)
-            return
+        if req.upgrade is not None:
+            if req.upgrade == b"websocket" and ctx.ws_impl is not None:
+                self._start_websocket(req, scope, method)
+                return
+            if self._upgrade(req):  # h2c
+                return
         if self.proxy is not None:
             self.proxy.rewrite(scope)
         body_expected = req.chunked or bool(req.content_length)
@@ -404,6 +482,8 @@ class HTTP11Protocol(asyncio.Protocol):
             self.fail(RemoteProtocolError("request body too large", 413))
         elif self.state is _ACTIVE:
             cast(RequestCycle, self.cycle).feed_body(data)
+        elif self.state is _UPGRADING:
+            self.upgrade_body.append(data)
         elif self.body_received > self.drain_until:  # DRAINING, and too much of it
             self._close()
 
@@ -422,7 +502,7 @@ class HTTP11Protocol(asyncio.Protocol):
         cycle = self.cycle
         if cycle is not None:
             cycle.client_gone()
-        if cycle is None or cycle.nothing_sent():
+        if (cycle is None or cycle.nothing_sent()) and not _not_http1(self.first_bytes):
             self.transport.write(render_error(exc.status_hint, self.ctx.default_headers_h1, exc.headers))
         self._linger()
 
@@ -507,6 +587,43 @@ class HTTP11Protocol(asyncio.Protocol):
             parts += (name, b": ", value, b"\r\n")
         parts.append(b"\r\n")
         self.transport.write(b"".join(parts))
+
+    def send_trailers(self, cycle: RequestCycle, headers: Headers) -> None:
+        if cycle is not self.cycle or self.state is not _ACTIVE:
+            return
+        if self.chunked:
+            # RFC 9110 §6.5.1: only to a client that said "TE: trailers".
+            if headers and _wants_trailers(cycle.scope["headers"]):
+                fields = b"".join(b"%s: %s\r\n" % (name, value) for name, value in headers)
+                self.transport.write(b"0\r\n" + fields + b"\r\n")
+            else:
+                self.transport.write(b"0\r\n\r\n")
+        self._response_done(cycle)
+
+    def sendfile(
+        self, cycle: RequestCycle, file: BinaryIO, offset: int, count: int
+    ) -> Awaitable[int] | None:
+        # asyncio's own loop can sendfile(2) on a plain socket transport;
+        # TLS, chunked framing and uvloop take the copy in cycle.py.
+        if (
+            cycle is not self.cycle
+            or self.state is not _ACTIVE
+            or self.tls
+            or self.chunked
+            or not isinstance(self.ctx.loop, asyncio.selector_events.BaseSelectorEventLoop)
+        ):
+            return None
+        return self._sendfile(file, offset, count)
+
+    async def _sendfile(self, file: BinaryIO, offset: int, count: int) -> int:
+        try:
+            return await self.ctx.loop.sendfile(self.transport, file, offset, count, fallback=True)
+        except OSError:  # the client went away
+            cycle = self.cycle
+            if cycle is not None:
+                cycle.client_gone()
+            self._close()
+            return 0
 
     def abort(self, cycle: RequestCycle) -> None:
         if cycle is self.cycle and self.state is not _CLOSING:
@@ -595,6 +712,51 @@ class HTTP11Protocol(asyncio.Protocol):
         self.state = _CLOSING
         self.transport.close()
 
+    # -- HTTP/2 ---------------------------------------------------------------------
+    def _upgrade(self, req: Request) -> bool:
+        """Take an ``Upgrade`` the request asks for, if we can; False serves it
+        as plain HTTP/1.1 (RFC 9110 §7.8 lets a server ignore an upgrade)."""
+        if req.upgrade != b"h2c" or not self.ctx.http2 or self.tls or req.chunked:
+            return False
+        settings = [v for n, v in req.headers if n == b"http2-settings"]
+        # RFC 7540 §3.2.1: exactly one HTTP2-Settings, base64url of whole settings.
+        if len(settings) != 1 or not _valid_h2_settings(settings[0]):
+            return False
+        if (req.content_length or 0) > HIGH_WATER:
+            return False  # the whole body would be read before switching: serve it as it is
+        self.upgrade_request = req
+        if req.content_length:
+            # RFC 7540 §3.2: the client sends the whole body before any
+            # HTTP/2 frame; it becomes stream 1's body.
+            self.state = _UPGRADING
+            self.deadline = self.ctx.loop.time() + self.ctx.timeout_request_header
+        else:
+            self._to_http2(self.codec.trailing_data())
+        return True
+
+    def _http2_preface(self, data: bytes) -> bool:
+        """At the start of a cleartext connection: hand it to HTTP/2 if it
+        opens with the preface (prior knowledge, RFC 9113 §3.3)."""
+        if not self.ctx.http2 or self.tls:
+            return False
+        if data.startswith(PREFACE_START):
+            self._to_http2(data)
+            return True
+        self.first_bytes = data[:_FIRST_LINE]
+        return False
+
+    def _to_http2(self, data: bytes) -> None:
+        """Hand the connection to HTTP/2 (ALPN, preface or h2c upgrade)."""
+        from monoceros.protocols.http2 import H2Protocol
+
+        upgrade = None
+        req = self.upgrade_request
+        if req is not None:
+            settings = next(v for n, v in req.headers if n == b"http2-settings")
+            upgrade = (req, b"".join(self.upgrade_body), settings)
+            self.transport.write(SWITCHING_TO_H2C)
+        self.hand_over(H2Protocol(self.ctx, self, upgrade), data)
+
     def hand_over(self, protocol: UpgradedProtocol, data: bytes) -> None:
         """Give the transport to another protocol (an accepted upgrade).
 
@@ -655,6 +817,30 @@ class HTTP11Protocol(asyncio.Protocol):
         if task is not None and not task.done():
             task.cancel()
         self.transport.close()
+
+
+def _not_http1(first: bytes) -> bool:
+    """Whether a connection's first bytes are no HTTP/1.x request at all
+    (an unknown method and no "HTTP/" version): with HTTP/2 by prior knowledge
+    on the same port that is a broken HTTP/2 preface, and an HTTP/1.1 reply
+    would be garbage to the client (RFC 9113 §3.4 wants the connection
+    closed).  Only looked at when a request is refused."""
+    if b"\n" not in first:
+        return False  # nothing, or a long line: judge it as HTTP/1.1
+    line = first.split(b"\n", 1)[0].rstrip(b"\r")
+    return line.split(b" ", 1)[0] not in KNOWN_METHODS and b"HTTP/" not in line.upper()
+
+
+def _wants_trailers(headers: Headers) -> bool:
+    return any(name == b"te" and b"trailers" in value.lower() for name, value in headers)
+
+
+def _valid_h2_settings(value: bytes) -> bool:
+    try:
+        payload = base64.urlsafe_b64decode(value + b"=" * (-len(value) % 4))
+    except ValueError:
+        return False
+    return len(payload) % 6 == 0
 
 
 def _defaults_without(defaults: Headers, headers: Headers) -> bytes:

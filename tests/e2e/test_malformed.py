@@ -55,7 +55,7 @@ def http_impl(request: pytest.FixtureRequest) -> str:
 
 @pytest.fixture(scope="module")
 def srv(http_impl: str) -> Iterator[RunningServer]:
-    with run_server(app, http=http_impl, lifespan="off") as running:
+    with run_server(app, http=http_impl, lifespan="off", http2=False) as running:
         yield running
 
 
@@ -122,8 +122,8 @@ def test_error_responses_are_the_same_bytes_on_both_parsers():
         get(b"X-Pad: " + b"p" * DEFAULT_MAX_HEAD_SIZE),  # 431
     ]
     with (
-        run_server(app, http="httptools", lifespan="off") as fast,
-        run_server(app, http="h11", lifespan="off") as pure,
+        run_server(app, http="httptools", lifespan="off", http2=False) as fast,
+        run_server(app, http="h11", lifespan="off", http2=False) as pure,
     ):
         for data in cases:
             a, b = exchange(fast, data), exchange(pure, data)

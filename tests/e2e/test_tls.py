@@ -131,7 +131,7 @@ def test_ciphers(server, tls: TLSFiles) -> None:
 
 
 def test_alpn_offers_http11(server, http_impl: str, tls: TLSFiles) -> None:
-    with server(scheme_app, ssl_certfile=tls.cert, ssl_keyfile=tls.key) as srv:
+    with server(scheme_app, ssl_certfile=tls.cert, ssl_keyfile=tls.key, http2=False) as srv:
         ctx = client_context(tls)
         ctx.set_alpn_protocols(["h2", "http/1.1"])
         data, alpn, _ = raw_https_get(srv, ctx)
