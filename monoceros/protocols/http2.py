@@ -64,6 +64,7 @@ from monoceros.protocols.cycle import REQ_BODY, RequestCycle
 from monoceros.protocols.headers import STATUS_PHRASES, Request, validate_header
 from monoceros.protocols.hpackcache import CachingDecoder, CachingEncoder
 from monoceros.protocols.utils import http_scope, start_app
+from monoceros.protocols.websocket import websocket_extensions
 from monoceros.protocols.wscodecs import WS_CODECS
 from monoceros.protocols.wscycle import WebSocketCycle
 
@@ -691,7 +692,7 @@ class H2Protocol(asyncio.Protocol):
         scope["scheme"] = "wss" if scope["scheme"] == "https" else "ws"
         del scope["method"]
         scope["subprotocols"] = subprotocols
-        scope["extensions"] = {"websocket.http.response": {}}
+        scope["extensions"] = websocket_extensions(scope)
         if self.proxy is not None:
             self.proxy.rewrite(scope)
         response = stream.cycle = RequestCycle(ctx, stream, scope, "CONNECT", False, False, False)

@@ -85,8 +85,18 @@ def check_handshake(req: Request, scope: Scope) -> tuple[bytes, list[bytes]]:
     scope["scheme"] = _SCHEMES[scope["scheme"]]
     del scope["method"]
     scope["subprotocols"] = subprotocols
-    scope["extensions"] = {"websocket.http.response": {}}
+    scope["extensions"] = websocket_extensions(scope)
     return keys[0], offers
+
+
+def websocket_extensions(scope: Scope) -> dict[str, Any]:
+    """The ``extensions`` of a websocket scope made from an http ``scope``:
+    the denial response, and the connection's ``tls`` if it has one."""
+    extensions: dict[str, Any] = {"websocket.http.response": {}}
+    tls = scope.get("extensions", {}).get("tls")
+    if tls is not None:
+        extensions["tls"] = tls
+    return extensions
 
 
 def accept_response(key: bytes, headers: Headers, default_headers: bytes) -> bytes:
@@ -192,4 +202,4 @@ class WebSocketProtocol(asyncio.Protocol):
         self.close()
 
 
-__all__ = ["WebSocketProtocol", "accept_response", "check_handshake"]
+__all__ = ["WebSocketProtocol", "accept_response", "check_handshake", "websocket_extensions"]

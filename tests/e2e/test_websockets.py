@@ -734,6 +734,8 @@ def test_wss_over_tls(ws_server, rec, tmp_path):  # type: ignore[no-untyped-def]
 
     async def app(scope, receive, send):  # type: ignore[no-untyped-def]
         seen.append(scope["scheme"])
+        assert scope["extensions"]["tls"]["tls_version"] is not None  # the connection's TLS extension
+        assert "websocket.http.response" in scope["extensions"]
         await echo_app(rec)(scope, receive, send)
 
     async def client(srv):  # type: ignore[no-untyped-def]
