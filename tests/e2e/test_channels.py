@@ -385,3 +385,36 @@ def test_websocket_reply_refuses_bad_messages(server: Any, ws_impl: str) -> None
     with server(app, ws=ws_impl) as srv:
         assert run(client(srv.url.replace("http", "ws") + "/")) == (b"\x01", 4003)
     assert len(errors) == 2 and all("needs 'accept', 'text', 'bytes' or 'close'" in e for e in errors)
+
+
+# -- the same apps over HTTP/2 -----------------------------------------------------------
+
+
+def test_http_examples_over_http2(server: Any) -> None:
+    body = bytes(range(256)) * 1024
+    with httpx.Client(http1=False, http2=True) as client:
+        with seed(server, "hello_world") as srv:
+            r = client.get(srv.url + "/")
+            assert (r.http_version, r.status_code, r.content) == ("HTTP/2", 200, b"Hello, world")
+        with seed(server, "echo_body") as srv:
+            r = client.post(srv.url + "/", content=iter([body[:100_000], body[100_000:]]))
+            assert (r.http_version, r.content) == ("HTTP/2", body)
+        with seed(server, "stream_response") as srv:
+            r = client.get(srv.url + "/")
+            assert r.http_version == "HTTP/2" and r.status_code == 200 and r.content
+
+
+def test_websocket_example_over_http2(server: Any, ws_impl: str) -> None:
+    from h2tools import H2Client
+    from test_websocket_h2 import connect as h2_connect
+    from test_websocket_h2 import frames
+    from wsproto.frame_protocol import FrameProtocol, Opcode
+
+    with seed(server, "echo", ws=ws_impl) as srv, H2Client(srv) as client:
+        client.receive(lambda: bool(client.remote_settings))
+        sid = h2_connect(client, "/")
+        assert client.replies[sid].status == 200
+        ws = FrameProtocol(client=True, extensions=[])
+        client.conn.send_data(sid, ws.send_data("hello", fin=True))
+        client.flush()
+        assert frames(client, sid, ws, 1) == [(Opcode.TEXT, "hello")]
