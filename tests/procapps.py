@@ -79,6 +79,10 @@ async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
         say("background done")
     elif path == "/pid":
         await respond(send, str(os.getpid()).encode())
+    elif path == "/gc-frozen":  # objects the server froze at startup
+        import gc
+
+        await respond(send, str(gc.get_freeze_count()).encode())
     elif path == "/grow":
         # Holds N MB for the life of the process (--limit-max-rss tests).
         ballast.append(bytearray(int(scope["query_string"] or b"1") * 1024 * 1024))

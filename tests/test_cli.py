@@ -404,6 +404,13 @@ def test_default_access_lines_are_uvicorns_and_none_is_lost(colours: str) -> Non
     assert seen["monoceros"] == seen["uvicorn"]
 
 
+def test_startup_heap_is_frozen_in_a_server_process() -> None:
+    # The collector skips what existed at startup (see Server._serve); a
+    # server in a thread of the test process (run_server) leaves it alone.
+    with Monoceros(["--port", "0", "procapps:app"]) as proc:
+        assert int(httpx.get(proc.url() + "/gc-frozen").text) > 10_000
+
+
 def test_log_level_trace(http_impl: str) -> None:
     with Monoceros(["--http", http_impl, "--log-level", "trace", "--port", "0", "procapps:app"]) as proc:
         httpx.get(proc.url())
