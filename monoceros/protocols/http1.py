@@ -74,7 +74,7 @@ from monoceros.errors import RemoteProtocolError
 from monoceros.protocols.codecs import END_OF_MESSAGE, NEED_DATA, PAUSED, Data, make_codec
 from monoceros.protocols.cycle import HIGH_WATER, REQ_BODY, RequestCycle
 from monoceros.protocols.headers import KNOWN_METHODS, STATUS_PHRASES, Request
-from monoceros.protocols.utils import get_addresses, http_extensions
+from monoceros.protocols.utils import get_addresses, http_extensions, start_task
 from monoceros.protocols.websocket import WebSocketProtocol, accept_response, check_handshake
 from monoceros.protocols.wscodecs import WS_CODECS
 from monoceros.protocols.wscycle import WebSocketCycle
@@ -456,15 +456,9 @@ class HTTP11Protocol(asyncio.Protocol):
         self.chunked = False
         self.body_length = 0
         self.body_received = 0
-        ctx.active += 1
-        ctx.requests += 1
         codec = WS_CODECS[cast(str, ctx.ws_impl)](ctx.ws_max_size, ctx.ws_per_message_deflate)
         ws = self.ws_cycle = WebSocketCycle(ctx, scope, codec, self, response, offers)
-        context = contextvars.Context() if ctx.reset_contextvars else self.context.copy()
-        if _TASK_CONTEXT:
-            self.task = ctx.loop.create_task(ws.run_asgi(), context=context)
-        else:  # pragma: no cover - Python 3.10
-            self.task = context.run(ctx.loop.create_task, ws.run_asgi())
+        self.task = start_task(self, ws.run_asgi())
 
     def accept_websocket(self, cycle: WebSocketCycle, headers: Headers) -> WebSocketProtocol:
         """WebSocketCarrier: the app accepted; write the 101 and hand over."""

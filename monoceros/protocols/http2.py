@@ -44,7 +44,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import contextvars
 import enum
 import logging
 import re
@@ -63,8 +62,8 @@ from monoceros.errors import ASGIMessageError
 from monoceros.protocols.cycle import REQ_BODY, RequestCycle
 from monoceros.protocols.headers import STATUS_PHRASES, Request, validate_header
 from monoceros.protocols.hpackcache import CachingDecoder, CachingEncoder
-from monoceros.protocols.utils import http_scope, start_app
-from monoceros.protocols.websocket import websocket_extensions
+from monoceros.protocols.utils import http_scope, start_app, start_task
+from monoceros.protocols.websocket import websocket_scope
 from monoceros.protocols.wscodecs import WS_CODECS
 from monoceros.protocols.wscycle import WebSocketCycle
 
@@ -680,29 +679,14 @@ class H2Protocol(asyncio.Protocol):
         if versions != [b"13"]:
             self._refuse(stream, 426, [(b"sec-websocket-version", b"13")])
             return
-        offers = [v for n, v in req.headers if n == b"sec-websocket-extensions"]
-        subprotocols = [
-            p.strip()
-            for n, v in req.headers
-            if n == b"sec-websocket-protocol"
-            for p in v.decode("latin-1").split(",")
-            if p.strip()
-        ]
-        scope["type"] = "websocket"
-        scope["scheme"] = "wss" if scope["scheme"] == "https" else "ws"
-        del scope["method"]
-        scope["subprotocols"] = subprotocols
-        scope["extensions"] = websocket_extensions(scope)
+        offers = websocket_scope(scope, req.headers)
         if self.proxy is not None:
             self.proxy.rewrite(scope)
         response = stream.cycle = RequestCycle(ctx, stream, scope, "CONNECT", False, False, False)
         codec = WS_CODECS[ctx.ws_impl](ctx.ws_max_size, ctx.ws_per_message_deflate)  # type: ignore[index]
         ws = stream.ws = WebSocketCycle(ctx, scope, codec, stream, response, offers)
-        ctx.active += 1
-        ctx.requests += 1
         self.running += 1
-        context = contextvars.Context() if ctx.reset_contextvars else self.context.copy()
-        stream.task = context.run(ctx.loop.create_task, ws.run_asgi())
+        stream.task = start_task(self, ws.run_asgi())
 
     def _refuse(self, stream: H2Stream, status: int, headers: Headers | None = None) -> None:
         """Answer a stream ourselves (no app call): a short plain-text error."""

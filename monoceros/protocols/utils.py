@@ -6,6 +6,7 @@ import asyncio
 import contextvars
 import ssl
 import sys
+from collections.abc import Coroutine
 from typing import TYPE_CHECKING, Any, Protocol
 from urllib.parse import unquote
 
@@ -86,17 +87,24 @@ def http_scope(
 
 
 def start_app(conn: Carrier, cycle: RequestCycle) -> asyncio.Task[None]:
-    """Count the app call and run it in a copy of the connection's context
-    (never the context of whichever task parsed the request)."""
+    """Run the app for an HTTP request (see :func:`start_task`)."""
+    ctx = conn.ctx
+    if ctx.access_log_needs_time:
+        cycle.start_time = ctx.loop.time()
+    return start_task(conn, cycle.run_asgi())
+
+
+def start_task(conn: Carrier, coro: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
+    """Count an app call and run it (``coro``: a cycle's ``run_asgi()``) in a
+    copy of the connection's context, never the context of whichever task
+    parsed the request.  (HTTP/1.1's request path has this inline.)"""
     ctx = conn.ctx
     ctx.active += 1
     ctx.requests += 1
-    if ctx.access_log_needs_time:
-        cycle.start_time = ctx.loop.time()
     context = contextvars.Context() if ctx.reset_contextvars else conn.context.copy()
     if _TASK_CONTEXT:
-        return ctx.loop.create_task(cycle.run_asgi(), context=context)
-    return context.run(ctx.loop.create_task, cycle.run_asgi())  # pragma: no cover - Python 3.10
+        return ctx.loop.create_task(coro, context=context)
+    return context.run(ctx.loop.create_task, coro)  # pragma: no cover - Python 3.10
 
 
 # The ASGI extensions an http scope advertises (each connection gets its own
@@ -201,5 +209,6 @@ __all__ = [
     "read_server_cert",
     "rfc4514",
     "start_app",
+    "start_task",
     "tls_extension",
 ]

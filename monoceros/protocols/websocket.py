@@ -42,7 +42,7 @@ _SCHEMES = {"http": "ws", "https": "wss"}
 
 def check_handshake(req: Request, scope: Scope) -> tuple[bytes, list[bytes]]:
     """Validate an opening handshake and turn ``scope`` (built for HTTP) into
-    a ``websocket`` scope.
+    a ``websocket`` scope (:func:`websocket_scope`).
 
     Returns:
         The ``Sec-WebSocket-Key`` and the ``Sec-WebSocket-Extensions`` offers.
@@ -55,21 +55,8 @@ def check_handshake(req: Request, scope: Scope) -> tuple[bytes, list[bytes]]:
         raise RemoteProtocolError("a WebSocket handshake must be a GET", 400)
     if req.chunked or req.content_length:
         raise RemoteProtocolError("a WebSocket handshake has no body", 400)
-    keys: list[bytes] = []
-    versions: list[bytes] = []
-    offers: list[bytes] = []
-    subprotocols: list[str] = []
-    for name, value in req.headers:
-        if name.startswith(b"sec-websocket-"):
-            if name == b"sec-websocket-key":
-                keys.append(value)
-            elif name == b"sec-websocket-version":
-                versions.append(value)
-            elif name == b"sec-websocket-extensions":
-                offers.append(value)
-            elif name == b"sec-websocket-protocol":
-                subprotocols += [p.strip() for p in value.decode("latin-1").split(",") if p.strip()]
-    if versions != [b"13"]:
+    keys = [value for name, value in req.headers if name == b"sec-websocket-key"]
+    if [value for name, value in req.headers if name == b"sec-websocket-version"] != [b"13"]:
         raise RemoteProtocolError(
             "unsupported WebSocket version", 426, [(b"sec-websocket-version", b"13")]
         )
@@ -81,15 +68,29 @@ def check_handshake(req: Request, scope: Scope) -> tuple[bytes, list[bytes]]:
         raw = b""
     if len(raw) != 16:
         raise RemoteProtocolError("invalid Sec-WebSocket-Key", 400)
+    return keys[0], websocket_scope(scope, req.headers)
+
+
+def websocket_scope(scope: Scope, headers: Headers) -> list[bytes]:
+    """Turn an ``http`` scope into the ``websocket`` scope of the same request
+    (HTTP/1.1 upgrade or HTTP/2 extended CONNECT); the request's
+    ``Sec-WebSocket-Extensions`` offers."""
+    offers: list[bytes] = []
+    subprotocols: list[str] = []
+    for name, value in headers:
+        if name == b"sec-websocket-extensions":
+            offers.append(value)
+        elif name == b"sec-websocket-protocol":
+            subprotocols += [p.strip() for p in value.decode("latin-1").split(",") if p.strip()]
     scope["type"] = "websocket"
     scope["scheme"] = _SCHEMES[scope["scheme"]]
     del scope["method"]
     scope["subprotocols"] = subprotocols
-    scope["extensions"] = websocket_extensions(scope)
-    return keys[0], offers
+    scope["extensions"] = _websocket_extensions(scope)
+    return offers
 
 
-def websocket_extensions(scope: Scope) -> dict[str, Any]:
+def _websocket_extensions(scope: Scope) -> dict[str, Any]:
     """The ``extensions`` of a websocket scope made from an http ``scope``:
     the denial response, and the connection's ``tls`` if it has one."""
     extensions: dict[str, Any] = {"websocket.http.response": {}}
@@ -202,4 +203,4 @@ class WebSocketProtocol(asyncio.Protocol):
         self.close()
 
 
-__all__ = ["WebSocketProtocol", "accept_response", "check_handshake", "websocket_extensions"]
+__all__ = ["WebSocketProtocol", "accept_response", "check_handshake", "websocket_scope"]
