@@ -47,6 +47,7 @@ import contextlib
 import enum
 import logging
 import re
+import struct
 from typing import TYPE_CHECKING, Any, BinaryIO, Final, cast
 
 import h2.config
@@ -54,7 +55,10 @@ import h2.connection
 import h2.events
 import h2.exceptions
 import h2.settings
+from h2.connection import ConnectionInputs, ConnectionState
 from h2.errors import ErrorCodes
+from h2.stream import StreamClosedBy
+from hpack import HPACKError, OversizedHeaderListError
 from hyperframe.frame import GoAwayFrame
 
 from monoceros._types import Headers
@@ -103,6 +107,25 @@ _CONNECTION_SPECIFIC = frozenset(
 _UPGRADE_FIELDS = _CONNECTION_SPECIFIC | {b"http2-settings"}
 _STATUS: dict[int, bytes] = {code: b"%d" % code for code in STATUS_PHRASES}
 
+# Frame layout (RFC 9113 §4.1) for the fast path: length (24 bits) and type
+# packed as one 32-bit number, flags, stream id.
+_FRAME_HEAD: Final = struct.Struct(">IBI")
+_U32: Final = struct.Struct(">I")
+_T_DATA: Final = 0x0
+_T_HEADERS: Final = 0x1
+_T_RST_STREAM: Final = 0x3
+_T_PUSH_PROMISE: Final = 0x5
+_T_WINDOW_UPDATE: Final = 0x8
+_T_CONTINUATION: Final = 0x9
+_F_END_STREAM: Final = 0x1
+_F_END_HEADERS: Final = 0x4
+_F_PADDED: Final = 0x8
+_F_PRIORITY: Final = 0x20
+MAX_WINDOW: Final = 2**31 - 1
+# h2's connection states in which a request may open a stream.
+_H2_IDLE: Final = ConnectionState.IDLE
+_H2_OPEN: Final = ConnectionState.SERVER_OPEN
+
 
 class H2State(enum.Enum):
     OPEN = 0
@@ -142,6 +165,8 @@ def _check_field(name: bytes, value: bytes) -> None:
 
 class H2Stream:
     """One stream: the :class:`~.cycle.StreamSink` of its cycle."""
+
+    fast = False  # a FastStream (h2 does not know it)
 
     __slots__ = (
         "blocked_since",
@@ -199,8 +224,7 @@ class H2Stream:
             body = b""
         elif end and cycle.content_length is None:
             fields.append((b"content-length", b"%d" % len(body)))
-        h2c = conn.h2
-        h2c.send_headers(self.stream_id, fields, end_stream=end and not body)
+        self._headers(fields, end and not body)
         if body:
             self._send_data(body, end)
         conn.flush_soon()
@@ -219,7 +243,7 @@ class H2Stream:
         if self.state is _S_OPEN:
             fields = [(b":status", _STATUS[status])]
             fields += [(n.lower(), v) for n, v in headers]
-            self.conn.h2.send_headers(self.stream_id, fields)
+            self._headers(fields, False)
             self.conn.flush_soon()
 
     def send_trailers(self, cycle: RequestCycle, headers: Headers) -> None:
@@ -237,9 +261,9 @@ class H2Stream:
 
     def _end(self, trailers: Headers) -> None:
         if trailers:
-            self.conn.h2.send_headers(self.stream_id, trailers, end_stream=True)
+            self._headers(trailers, True)
         else:
-            self.conn.h2.end_stream(self.stream_id)
+            self._data(b"", True)
 
     def sendfile(self, cycle: RequestCycle, file: BinaryIO, offset: int, count: int) -> None:
         return None  # DATA frames are copies anyway: the cycle copies the file in chunks
@@ -303,9 +327,8 @@ class H2Stream:
         """Send as much of ``data`` as the windows allow; keep the rest."""
         conn = self.conn
         h2c = conn.h2
-        sid = self.stream_id
         while data:
-            window = h2c.local_flow_control_window(sid)
+            window = self._window()
             if window <= 0:
                 self.pending = data
                 self.pending_end = end
@@ -315,14 +338,14 @@ class H2Stream:
                 return
             size = min(window, h2c.max_outbound_frame_size)
             if size >= len(data):
-                h2c.send_data(sid, data, end_stream=end)
+                self._data(data, end)
                 self.pending = None
                 return
-            h2c.send_data(sid, data[:size])
+            self._data(data[:size], False)
             data = data[size:]
         self.pending = None
         if end:
-            h2c.end_stream(sid)
+            self._data(b"", True)
 
     def window_opened(self) -> None:
         """WINDOW_UPDATE or SETTINGS: try the waiting DATA again."""
@@ -377,6 +400,20 @@ class H2Stream:
             conn.h2.reset_stream(self.stream_id, ErrorCodes.NO_ERROR)
         conn.flush_soon()
 
+    # -- frames: through h2 (FastStream writes its own) -----------------------------------
+    def _headers(self, fields: Headers, end: bool) -> None:
+        self.conn.h2.send_headers(self.stream_id, fields, end_stream=end)
+
+    def _window(self) -> int:
+        return self.conn.h2.local_flow_control_window(self.stream_id)
+
+    def _data(self, data: bytes, end: bool) -> None:
+        self.conn.h2.send_data(self.stream_id, data, end_stream=end)
+
+    def _rst(self, code: ErrorCodes) -> None:
+        with contextlib.suppress(h2.exceptions.StreamClosedError):  # the client reset it first
+            self.conn.h2.reset_stream(self.stream_id, code)
+
     # -- a WebSocket over this stream (RFC 8441) -----------------------------------------
     def accept_websocket(self, cycle: WebSocketCycle, headers: Headers) -> H2Stream:
         """WebSocketCarrier: 200 to the extended CONNECT; the stream is the pipe."""
@@ -388,7 +425,7 @@ class H2Stream:
             if name not in _CONNECTION_SPECIFIC:
                 fields.append((name, value))
         if self.state is _S_OPEN:
-            self.conn.h2.send_headers(self.stream_id, fields)
+            self._headers(fields, False)
             self.conn.flush_soon()
         return self
 
@@ -412,8 +449,7 @@ class H2Stream:
         conn = self.conn
         conn.blocked.pop(self.stream_id, None)
         if conn.state is not _CLOSED:
-            with contextlib.suppress(h2.exceptions.StreamClosedError):  # the client reset it first
-                conn.h2.reset_stream(self.stream_id, code)
+            self._rst(code)
             conn.flush_soon()
         self.gone()
 
@@ -427,6 +463,85 @@ class H2Stream:
         if ws is not None:
             ws.lost()
         self.wake()
+
+
+class FastStream(H2Stream):
+    """A stream ``h2`` never sees: a request that came whole in one HEADERS
+    frame (END_HEADERS and END_STREAM), taken by :meth:`H2Protocol._scan`.
+
+    Such a stream is half-closed (remote) from its first frame, so only its
+    response remains, and that is simple enough to frame here: HEADERS
+    (CONTINUATION when the block is larger than a frame), DATA within the
+    client's windows, RST_STREAM.  ``h2`` stays the authority for the
+    connection: the HPACK tables (the same encoder and decoder objects), the
+    connection window (``outbound_flow_control_window``, shared), the highest
+    stream id, and the frames go into its send buffer, in order with its own.
+    It is told the stream closed (``_closed_streams``) as soon as it starts,
+    so any later DATA or HEADERS on it is h2's connection error
+    STREAM_CLOSED; the stream's own window (WINDOW_UPDATE, SETTINGS) and a
+    client's RST_STREAM are handled by the connection for it.
+
+    Why: for a request without a body, h2's frame objects, state machines
+    and per-stream bookkeeping were most of the cost of a request
+    (``python bench/h2bench.py``).
+    """
+
+    __slots__ = ("window",)
+
+    fast = True
+
+    def __init__(self, conn: H2Protocol, stream_id: int, window: int) -> None:
+        super().__init__(conn, stream_id)
+        self.window = window  # the client's window for this stream
+
+    def _headers(self, fields: Headers, end: bool) -> None:
+        h2c = self.conn.h2
+        block = h2c.encoder.encode(fields)
+        out = h2c._data_to_send
+        limit = h2c.max_outbound_frame_size
+        sid = self.stream_id
+        flags = _F_END_STREAM if end else 0
+        if len(block) <= limit:
+            out += _FRAME_HEAD.pack(len(block) << 8 | _T_HEADERS, flags | _F_END_HEADERS, sid)
+            out += block
+            return
+        out += _FRAME_HEAD.pack(limit << 8 | _T_HEADERS, flags, sid)
+        out += block[:limit]
+        for at in range(limit, len(block), limit):
+            chunk = block[at : at + limit]
+            last = at + limit >= len(block)
+            out += _FRAME_HEAD.pack(len(chunk) << 8 | _T_CONTINUATION, _F_END_HEADERS if last else 0, sid)
+            out += chunk
+
+    def _window(self) -> int:
+        connection = self.conn.h2.outbound_flow_control_window
+        return connection if connection < self.window else self.window
+
+    def _data(self, data: bytes, end: bool) -> None:
+        h2c = self.conn.h2
+        size = len(data)
+        h2c.outbound_flow_control_window -= size
+        self.window -= size
+        out = h2c._data_to_send
+        out += _FRAME_HEAD.pack(size << 8 | _T_DATA, _F_END_STREAM if end else 0, self.stream_id)
+        out += data
+
+    def _rst(self, code: ErrorCodes) -> None:
+        h2c = self.conn.h2
+        h2c._data_to_send += _FRAME_HEAD.pack(4 << 8 | _T_RST_STREAM, 0, self.stream_id) + _U32.pack(code)
+        h2c._closed_streams[self.stream_id] = StreamClosedBy.SEND_RST_STREAM
+
+    def window_update(self, increment: int) -> None:
+        """A WINDOW_UPDATE for this stream (RFC 9113 §6.9)."""
+        if self.state is _S_DONE:
+            return
+        self.window += increment
+        if self.window > MAX_WINDOW:
+            self.conn._debug("HTTP/2 client %s: %s", f"overflowed the window of stream {self.stream_id}")
+            self.reset(ErrorCodes.FLOW_CONTROL_ERROR)
+        elif self.pending is not None:
+            self.window_opened()
+            self.conn._set_deadline()
 
 
 class H2Protocol(asyncio.Protocol):
@@ -463,6 +578,7 @@ class H2Protocol(asyncio.Protocol):
         self._abuse_start = 0.0
         self._resets = 0
         self._control = 0
+        self._inbuf = b""  # the start of a frame (the fast path passes h2 whole frames only)
         self.h2 = h2.connection.H2Connection(
             h2.config.H2Configuration(
                 client_side=False,
@@ -525,13 +641,136 @@ class H2Protocol(asyncio.Protocol):
     def data_received(self, data: bytes) -> None:
         if self.state is _CLOSED:
             return
+        if self._inbuf:
+            data = self._inbuf + data
+            self._inbuf = b""
+        preface = self.h2.incoming_buffer._preamble_len
+        if preface:  # (the rest of) the client's preface, for h2 to check
+            if not self._feed(data[:preface]):
+                return
+            data = data[preface:]
+        if data:
+            self._scan(data)
+        self.flush()
+
+    def _scan(self, data: bytes) -> None:
+        """Split ``data`` into frames: the few the fast path takes (a whole
+        request without a body, a WINDOW_UPDATE, a RST_STREAM on a
+        :class:`FastStream`) are handled here, runs of all others go to h2
+        in order, and an incomplete last frame waits for more bytes."""
+        h2c = self.h2
+        incoming = h2c.incoming_buffer
+        max_frame = incoming.max_frame_size
+        in_block = bool(incoming._headers_buffer)  # CONTINUATION frames are due: all go to h2
+        size = len(data)
+        pos = start = 0
+        while size - pos >= 9:
+            length = data[pos] << 16 | data[pos + 1] << 8 | data[pos + 2]
+            if length > max_frame:
+                # h2 would wait for the whole frame before refusing it.
+                if start < pos and not self._feed(data[start:pos]):
+                    return
+                self._debug("HTTP/2 connection error from %s: %s", f"a frame of {length} bytes")
+                h2c.close_connection(ErrorCodes.FRAME_SIZE_ERROR)
+                self._close_after_flush()
+                return
+            end = pos + 9 + length
+            if end > size:
+                break
+            kind = data[pos + 3]
+            flags = data[pos + 4]
+            if in_block:
+                if kind == _T_CONTINUATION and flags & _F_END_HEADERS:
+                    in_block = False
+            elif kind == _T_HEADERS:
+                if not flags & _F_END_HEADERS:
+                    in_block = True
+                elif flags & (_F_END_STREAM | _F_PADDED) == _F_END_STREAM:
+                    # h2 first takes what came before: it decides whether this
+                    # stream id is new, and how many streams are running.
+                    if start < pos:
+                        if not self._feed(data[start:pos]):
+                            return
+                        start = pos
+                    sid = _U32.unpack_from(data, pos + 5)[0] & MAX_WINDOW
+                    at = pos + 9
+                    if flags & _F_PRIORITY:
+                        at += 5
+                        if length < 5 or _U32.unpack_from(data, pos + 9)[0] & MAX_WINDOW == sid:
+                            at = 0  # h2 answers a bad priority
+                    if (
+                        at
+                        and sid & 1
+                        and sid > h2c.highest_inbound_stream_id
+                        and self.state is _OPEN
+                        and (h2c.state_machine.state is _H2_OPEN or h2c.state_machine.state is _H2_IDLE)
+                        and self.running < self.max_streams
+                        and len(self.streams) < self.max_streams
+                    ):
+                        start = end
+                        self._fast_request(sid, data[at:end])
+                        if self.transport.is_closing():
+                            return
+            elif kind == _T_WINDOW_UPDATE:
+                if length == 4:
+                    increment = _U32.unpack_from(data, pos + 9)[0] & MAX_WINDOW
+                    sid = _U32.unpack_from(data, pos + 5)[0] & MAX_WINDOW
+                    if increment and sid == 0:
+                        if h2c.outbound_flow_control_window + increment <= MAX_WINDOW:
+                            if start < pos and not self._feed(data[start:pos]):
+                                return
+                            start = end
+                            h2c.outbound_flow_control_window += increment
+                            if self.blocked:
+                                self._windows_opened()
+                    elif increment:
+                        stream = self.streams.get(sid)
+                        if stream is not None and stream.fast:
+                            if start < pos and not self._feed(data[start:pos]):
+                                return
+                            start = end
+                            cast(FastStream, stream).window_update(increment)
+            elif kind == _T_RST_STREAM:
+                if length == 4:
+                    sid = _U32.unpack_from(data, pos + 5)[0] & MAX_WINDOW
+                    stream = self.streams.get(sid)
+                    if stream is not None and stream.fast:
+                        if start < pos and not self._feed(data[start:pos]):
+                            return
+                        start = end
+                        h2c._closed_streams[sid] = StreamClosedBy.RECV_RST_STREAM
+                        self._stream_reset(sid, True)
+                        if self.transport.is_closing():
+                            return
+            elif kind == _T_DATA:
+                sid = _U32.unpack_from(data, pos + 5)[0] & MAX_WINDOW
+                stream = self.streams.get(sid)
+                if stream is not None and stream.fast and stream.state is not _S_DONE:
+                    # DATA after END_STREAM: h2 answers RST_STREAM
+                    # STREAM_CLOSED (and counts the bytes against the
+                    # connection window); nothing more may be sent on it.
+                    if start < pos and not self._feed(data[start:pos]):
+                        return
+                    start = pos
+                    h2c._closed_streams[sid] = StreamClosedBy.SEND_RST_STREAM
+                    self._stream_reset(sid, False)
+            elif kind == _T_PUSH_PROMISE and not flags & _F_END_HEADERS:
+                in_block = True
+            pos = end
+        if pos < size:
+            self._inbuf = data[pos:]
+        if start < pos:
+            self._feed(data[start:pos])
+
+    def _feed(self, data: bytes) -> bool:
+        """Frames for h2, and what its events mean; False once the connection closed."""
         try:
             events = self.h2.receive_data(data)
         except h2.exceptions.ProtocolError as exc:
             # h2 queued the GOAWAY with the error code.
             self._debug("HTTP/2 connection error from %s: %s", exc)
             self._close_after_flush()
-            return
+            return False
         for event in events:
             t = type(event)
             if t is h2.events.DataReceived:
@@ -540,12 +779,14 @@ class H2Protocol(asyncio.Protocol):
                 self._on_request(cast(h2.events.RequestReceived, event))
             elif t is h2.events.StreamEnded:
                 self._on_end(cast(h2.events.StreamEnded, event).stream_id)
-            elif t is h2.events.WindowUpdated or t is h2.events.RemoteSettingsChanged:
-                if t is h2.events.RemoteSettingsChanged:
-                    self._count_control()
+            elif t is h2.events.WindowUpdated:
                 self._windows_opened()
+            elif t is h2.events.RemoteSettingsChanged:
+                self._count_control()
+                self._on_settings(cast(h2.events.RemoteSettingsChanged, event))
             elif t is h2.events.StreamReset:
-                self._on_reset(cast(h2.events.StreamReset, event))
+                event = cast(h2.events.StreamReset, event)
+                self._stream_reset(event.stream_id, event.remote_reset)
             elif t is h2.events.PingReceived:
                 self._count_control()
             elif t is h2.events.TrailersReceived:
@@ -555,8 +796,8 @@ class H2Protocol(asyncio.Protocol):
                 # sends nothing more after one).
                 self._close_after_flush()
             if self.transport.is_closing():  # a limit or an error closed it
-                break
-        self.flush()
+                return False
+        return True
 
     def eof_received(self) -> bool:
         return False  # the client is done: close (connection_lost tells the streams)
@@ -610,10 +851,11 @@ class H2Protocol(asyncio.Protocol):
         if self.state is not _OPEN:
             self.h2.reset_stream(sid, ErrorCodes.REFUSED_STREAM)
             return
-        if self.running >= self.max_streams:
-            # h2 counts open streams; the apps of streams the client reset
-            # may still run.  A client that resets streams to pile up app
-            # calls (rapid reset) is refused here and counted below.
+        if self.running >= self.max_streams or len(self.streams) >= self.max_streams:
+            # h2 counts only the open streams it knows (not the FastStreams),
+            # and the apps of streams the client reset may still run.  A
+            # client that resets streams to pile up app calls (rapid reset)
+            # is refused here and counted below.
             self.h2.reset_stream(sid, ErrorCodes.REFUSED_STREAM)
             self._count_reset()
             return
@@ -628,6 +870,35 @@ class H2Protocol(asyncio.Protocol):
         self._set_deadline()
         ended = event.stream_ended is not None
         self._start(stream, scope, req, not ended)
+
+    def _fast_request(self, sid: int, block: bytes) -> None:
+        """A whole request without a body (see :class:`FastStream`)."""
+        h2c = self.h2
+        try:
+            fields = cast("list[tuple[bytes, bytes]]", h2c.decoder.decode(block, raw=True))
+        except (HPACKError, IndexError, TypeError, UnicodeDecodeError) as exc:
+            # What h2 answers for the same block.
+            self._debug("HTTP/2 connection error from %s: %s", f"header block: {exc}")
+            bomb = isinstance(exc, OversizedHeaderListError)
+            h2c.close_connection(ErrorCodes.ENHANCE_YOUR_CALM if bomb else ErrorCodes.PROTOCOL_ERROR)
+            self._close_after_flush()
+            return
+        if h2c.state_machine.state is _H2_IDLE:
+            h2c.state_machine.process_input(ConnectionInputs.RECV_HEADERS)  # as h2 does for a first request
+        h2c.highest_inbound_stream_id = sid
+        h2c._closed_streams[sid] = StreamClosedBy.RECV_END_STREAM
+        stream = FastStream(self, sid, h2c.remote_settings.initial_window_size)
+        try:
+            scope, req = self._scope(fields)
+            if req.content_length:
+                raise MalformedRequest("a Content-Length and no body")
+        except MalformedRequest as exc:
+            self._debug("Malformed HTTP/2 request from %s: %s", exc)
+            stream._rst(ErrorCodes.PROTOCOL_ERROR)
+            return
+        self.streams[sid] = stream
+        self._set_deadline()
+        self._start(stream, scope, req, False)
 
     def _start_upgraded(self, req: Request, body: bytes) -> None:
         """Stream 1 of an ``Upgrade: h2c``: the HTTP/1.1 request, its body read already."""
@@ -693,7 +964,7 @@ class H2Protocol(asyncio.Protocol):
         body = STATUS_PHRASES[status]
         fields = [(b":status", _STATUS[status]), *self.ctx.default_headers, *(headers or [])]
         fields += [(b"content-type", b"text/plain; charset=utf-8"), (b"content-length", b"%d" % len(body))]
-        self.h2.send_headers(stream.stream_id, fields)
+        stream._headers(fields, False)
         stream._push(body, True)
         stream._done()
 
@@ -761,13 +1032,31 @@ class H2Protocol(asyncio.Protocol):
         elif stream.cycle is not None:
             stream.cycle.feed_end()
 
-    def _on_reset(self, event: h2.events.StreamReset) -> None:
-        stream = self.streams.pop(event.stream_id, None)
+    def _stream_reset(self, sid: int, remote: bool) -> None:
+        stream = self.streams.pop(sid, None)
         if stream is not None:
-            self.blocked.pop(stream.stream_id, None)
+            self.blocked.pop(sid, None)
             stream.gone()
-        if event.remote_reset:
+        if remote:
             self._count_reset()
+
+    def _on_settings(self, event: h2.events.RemoteSettingsChanged) -> None:
+        """The client's SETTINGS: h2 applied them to its streams; a new
+        initial window also moves the windows of the fast streams (RFC 9113
+        §6.9.2)."""
+        changed = event.changed_settings.get(h2.settings.SettingCodes.INITIAL_WINDOW_SIZE)
+        if changed is not None and changed.original_value is not None:
+            delta = changed.new_value - changed.original_value
+            for stream in self.streams.values():
+                if stream.fast:
+                    fast = cast(FastStream, stream)
+                    fast.window += delta
+                    if fast.window > MAX_WINDOW:
+                        self._debug("HTTP/2 client %s: %s", "overflowed a stream window with SETTINGS")
+                        self.h2.close_connection(ErrorCodes.FLOW_CONTROL_ERROR)
+                        self._close_after_flush()
+                        return
+        self._windows_opened()
 
     def _windows_opened(self) -> None:
         for stream in list(self.blocked.values()):
@@ -928,8 +1217,10 @@ class H2Protocol(asyncio.Protocol):
                 continue  # re-added first, from :authority (ASGI spec)
             if c == 99:  # c
                 if name == b"content-length":
-                    # h2 refused a non-numeric or conflicting one (a connection
-                    # error) before this event existed.
+                    # h2 refused a conflicting one (a connection error) before
+                    # this event existed; the fast path did not ask h2.
+                    if not value.isdigit() or (content_length is not None and int(value) != content_length):
+                        raise MalformedRequest("invalid Content-Length")
                     content_length = int(value)
                 elif name == b"cookie":
                     cookies += 1
@@ -982,4 +1273,4 @@ class H2Protocol(asyncio.Protocol):
             logger.debug(message, who, detail)
 
 
-__all__ = ["PREFACE", "H2Protocol", "H2State", "H2Stream", "StreamState"]
+__all__ = ["PREFACE", "FastStream", "H2Protocol", "H2State", "H2Stream", "StreamState"]

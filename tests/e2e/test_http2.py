@@ -418,11 +418,18 @@ def test_malformed_requests_are_stream_errors(srv: RunningServer) -> None:
             assert client.response(sid).reset == ErrorCodes.PROTOCOL_ERROR, case
         # Still serving on the same connection.
         assert client.response(client.request("/ok")).status == 200
-    # A Content-Length h2 cannot read is a connection error (h2 checks the
-    # body against it).
+    # A Content-Length that cannot be read: on a request without a body (the
+    # fast path, see FastStream) a stream error like the rest, and so is one
+    # that promises a body which never comes ...
+    with H2Client(srv) as client:
+        for values in ([b"x1"], [b"1", b"2"], [b"+1"], [b"5"]):
+            sid = client.request("/", headers=[(b"content-length", v) for v in values])
+            assert client.response(sid).reset == ErrorCodes.PROTOCOL_ERROR, values
+        assert client.response(client.request("/ok")).status == 200
+    # ... with a body, h2 checks the body against it: a connection error.
     for values in ([b"x1"], [b"1", b"2"]):
         with H2Client(srv) as client:
-            client.request("/", headers=[(b"content-length", v) for v in values])
+            client.request("/", headers=[(b"content-length", v) for v in values], body=b"x")
             client.wait_closed()
             assert client.goaway is not None and client.goaway.error_code == ErrorCodes.PROTOCOL_ERROR
 
