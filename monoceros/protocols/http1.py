@@ -98,6 +98,8 @@ _METHODS: dict[bytes, str] = {}
 # The start of the HTTP/2 connection preface (RFC 9113 §3.4): enough to tell
 # it from any HTTP/1.1 request ("PRI" is no method we serve).
 PREFACE_START = b"PRI * HTTP/2.0\r\n"
+# The most whole responses of a pipelined batch sent in one write (see _cork).
+BATCH_MAX = 32
 # How much of a connection's first bytes fail() may look at.
 _FIRST_LINE = 64
 SWITCHING_TO_H2C = b"HTTP/1.1 101 Switching Protocols\r\nconnection: Upgrade\r\nupgrade: h2c\r\n\r\n"
@@ -188,6 +190,8 @@ class HTTP11Protocol(asyncio.Protocol):
         "http10",
         "idle_since",
         "linger_left",
+        "out",
+        "out_seen",
         "proxy",
         "scheme",
         "server",
@@ -225,6 +229,9 @@ class HTTP11Protocol(asyncio.Protocol):
         self.upgrade_request: Request | None = None
         self.ws_cycle: WebSocketCycle | None = None  # a WebSocket handshake the app has not answered
         self.ws_key = b""
+        # Responses of a pipelined batch waiting to go out in one write (see _cork).
+        self.out: list[bytes] | None = None
+        self.out_seen: RequestCycle | None = None
 
     # -- asyncio.Protocol ----------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -254,6 +261,7 @@ class HTTP11Protocol(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.state = _CLOSING
+        self.out = None
         self.ctx.connection_closed(self)
         cycle = self.cycle
         if cycle is not None:
@@ -366,8 +374,7 @@ class HTTP11Protocol(asyncio.Protocol):
                 return
             else:  # CLOSED: the client is done sending
                 if self.state is _IDLE:
-                    self.state = _CLOSING
-                    self.transport.close()
+                    self._close()
                 return  # while ACTIVE, eof_received tells the cycle
 
     def _on_request(self, req: Request) -> None:
@@ -463,7 +470,7 @@ class HTTP11Protocol(asyncio.Protocol):
     def accept_websocket(self, cycle: WebSocketCycle, headers: Headers) -> WebSocketProtocol:
         """WebSocketCarrier: the app accepted; write the 101 and hand over."""
         head = accept_response(self.ws_key, headers, self.ctx.default_headers_h1)
-        self.transport.write(head)
+        self._write(head)
         pipe = WebSocketProtocol(self.ctx, cycle, self.task)
         self.ws_cycle = None
         self.hand_over(pipe, self.codec.trailing_data())
@@ -497,7 +504,7 @@ class HTTP11Protocol(asyncio.Protocol):
         if cycle is not None:
             cycle.client_gone()
         if (cycle is None or cycle.nothing_sent()) and not _not_http1(self.first_bytes):
-            self.transport.write(render_error(exc.status_hint, self.ctx.default_headers_h1, exc.headers))
+            self._write(render_error(exc.status_hint, self.ctx.default_headers_h1, exc.headers))
         self._linger()
 
     def _linger(self) -> None:
@@ -510,6 +517,8 @@ class HTTP11Protocol(asyncio.Protocol):
         and read and drop what still comes, for at most ``LINGER_BYTES`` or
         ``LINGER_SECONDS``, then close.
         """
+        if self.out is not None:
+            self._uncork()
         transport = self.transport
         if self.tls or not transport.can_write_eof() or transport.is_closing():
             transport.close()
@@ -556,7 +565,16 @@ class HTTP11Protocol(asyncio.Protocol):
             body += b"0\r\n\r\n"
         parts.append(b"\r\n")
         parts.append(body)
-        self.transport.write(b"".join(parts))
+        out = self.out
+        if out is None:
+            self.transport.write(b"".join(parts))
+        elif end:
+            out.append(b"".join(parts))  # one whole response of a pipelined batch
+            if len(out) >= BATCH_MAX:  # (the batch goes on)
+                self.transport.write(b"".join(out))
+                out.clear()
+        else:
+            self._write(b"".join(parts))
         if end:
             self._response_done(cycle)
 
@@ -569,7 +587,7 @@ class HTTP11Protocol(asyncio.Protocol):
             if end:
                 data += b"0\r\n\r\n"
         if data:
-            self.transport.write(data)
+            self._write(data)
         if end:
             self._response_done(cycle)
 
@@ -580,7 +598,7 @@ class HTTP11Protocol(asyncio.Protocol):
         for name, value in headers:
             parts += (name, b": ", value, b"\r\n")
         parts.append(b"\r\n")
-        self.transport.write(b"".join(parts))
+        self._write(b"".join(parts))
 
     def send_trailers(self, cycle: RequestCycle, headers: Headers) -> None:
         if cycle is not self.cycle or self.state is not _ACTIVE:
@@ -589,9 +607,9 @@ class HTTP11Protocol(asyncio.Protocol):
             # RFC 9110 §6.5.1: only to a client that said "TE: trailers".
             if headers and _wants_trailers(cycle.scope["headers"]):
                 fields = b"".join(b"%s: %s\r\n" % (name, value) for name, value in headers)
-                self.transport.write(b"0\r\n" + fields + b"\r\n")
+                self._write(b"0\r\n" + fields + b"\r\n")
             else:
-                self.transport.write(b"0\r\n\r\n")
+                self._write(b"0\r\n\r\n")
         self._response_done(cycle)
 
     def sendfile(
@@ -607,6 +625,8 @@ class HTTP11Protocol(asyncio.Protocol):
             or not isinstance(self.ctx.loop, asyncio.selector_events.BaseSelectorEventLoop)
         ):
             return None
+        if self.out is not None:
+            self._uncork()
         return self._sendfile(file, offset, count)
 
     async def _sendfile(self, file: BinaryIO, offset: int, count: int) -> int:
@@ -679,6 +699,50 @@ class HTTP11Protocol(asyncio.Protocol):
         codec = self.codec
         if codec.events or codec.error is not None:  # else _process would only hear NEED_DATA
             self._process()
+            if self.out is None and self.state is _ACTIVE and self.cycle is not cycle:
+                self._cork()  # a pipelined request was waiting: more may follow
+
+    # -- pipelined batches ----------------------------------------------------------
+    # A client that pipelines sends many requests in one packet; answered one
+    # by one, each response costs a write(2) of its own, which on a loopback
+    # or a VM costs more than the whole Python request path.  So when a
+    # response goes out and the next request is already buffered, the
+    # connection corks: the whole responses of the batch collect in ``out``,
+    # and a check queued behind the next request's task writes them in one
+    # go as soon as a turn of the event loop passes without a new request of
+    # the batch starting (the batch is answered, or an app is waiting on
+    # something: nobody's response waits for a slow app behind it).  Any
+    # other write (a streamed body, an error, an upgrade) and every close
+    # send what is corked first, so the order on the wire never changes.
+    def _cork(self) -> None:
+        self.out = []
+        self.out_seen = self.cycle
+        self.ctx.loop.call_soon(self._batch_check)
+
+    def _batch_check(self) -> None:
+        if self.out is None:  # already sent
+            return
+        cycle = self.cycle
+        if cycle is not None and cycle is not self.out_seen and self.state is _ACTIVE:
+            # A request of the batch started since the last look; its task
+            # runs before the check queued now.
+            self.out_seen = cycle
+            self.ctx.loop.call_soon(self._batch_check)
+            return
+        self._uncork()
+
+    def _uncork(self) -> None:
+        out = self.out
+        self.out = None
+        self.out_seen = None
+        if out:
+            self.transport.write(b"".join(out))
+
+    def _write(self, data: bytes) -> None:
+        """``transport.write`` for everything but a batch's whole responses."""
+        if self.out is not None:
+            self._uncork()
+        self.transport.write(data)
 
     def _next_cycle(self) -> None:
         self.cycle = None
@@ -704,6 +768,8 @@ class HTTP11Protocol(asyncio.Protocol):
 
     def _close(self) -> None:
         self.state = _CLOSING
+        if self.out is not None:
+            self._uncork()
         self.transport.close()
 
     # -- HTTP/2 ---------------------------------------------------------------------
@@ -748,7 +814,7 @@ class HTTP11Protocol(asyncio.Protocol):
         if req is not None:
             settings = next(v for n, v in req.headers if n == b"http2-settings")
             upgrade = (req, b"".join(self.upgrade_body), settings)
-            self.transport.write(SWITCHING_TO_H2C)
+            self._write(SWITCHING_TO_H2C)
         self.hand_over(H2Protocol(self.ctx, self, upgrade), data)
 
     def hand_over(self, protocol: UpgradedProtocol, data: bytes) -> None:
@@ -758,6 +824,8 @@ class HTTP11Protocol(asyncio.Protocol):
         server's connections, and starts with ``take_over(transport, data)``
         (``data``: the bytes already received after the upgrade request).
         This connection is done: nothing more is parsed or written here."""
+        if self.out is not None:
+            self._uncork()
         self.state = _CLOSING
         self.cycle = None
         self.task = None
@@ -810,6 +878,8 @@ class HTTP11Protocol(asyncio.Protocol):
         task = self.task
         if task is not None and not task.done():
             task.cancel()
+        if self.out is not None:
+            self._uncork()
         self.transport.close()
 
 

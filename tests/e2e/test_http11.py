@@ -180,6 +180,31 @@ def test_pipelining_answers_in_order_one_at_a_time(server, http_impl):
         assert log == expected
 
 
+def test_pipelined_batch_is_not_held_for_a_slow_app(server, http_impl):
+    """Whole responses of a pipelined batch go out together (one write), but
+    never wait for an app that is waiting on something: the answers before it
+    arrive while it still waits."""
+    gate = ThreadEvent()
+
+    async def app(scope, receive, send):  # type: ignore[no-untyped-def]
+        await read_body(receive)
+        if scope["path"] == "/4":
+            await gate.wait_async()
+        await respond(send, scope["path"].encode())
+
+    with server(app) as srv, srv.connect() as sock:
+        reader = Reader(sock)
+        sock.sendall(b"".join(get(f"/{i}") for i in range(8)))
+        assert [read_response(reader).body for _ in range(4)] == [b"/0", b"/1", b"/2", b"/3"]
+        assert not gate.is_set()
+        gate.set()
+        assert [read_response(reader).body for _ in range(4)] == [b"/4", b"/5", b"/6", b"/7"]
+        # A close after a batch sends it first.
+        sock.sendall(b"".join(get(f"/{i}") for i in range(8, 11)) + get("/11", "Connection: close\r\n"))
+        assert [read_response(reader).body for _ in range(4)] == [b"/8", b"/9", b"/10", b"/11"]
+        assert sock.recv(1) == b""
+
+
 def test_pipelining_with_bodies_and_h11(server, http_impl):
     with server(echo_app_factory()) as srv, srv.connect() as sock:
         reader = Reader(sock)

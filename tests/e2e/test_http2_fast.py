@@ -19,6 +19,7 @@ import pytest
 from conftest import RunningServer, run_server
 from h1tools import ThreadEvent
 from h2tools import H2Client, Reply
+from memtransport import MemoryTransport
 
 from monoceros.config import Config
 from monoceros.protocols.http1 import HTTP11Protocol
@@ -246,43 +247,11 @@ def _get(path: str) -> list[tuple[bytes, bytes]]:
 # -- in memory: frames cut at every byte ----------------------------------------------
 
 
-class Transport(asyncio.Transport):
-    def __init__(self) -> None:
-        super().__init__()
-        self.out = bytearray()
-        self.closed = False
-        self.protocol: Any = None
-
-    def set_protocol(self, protocol: Any) -> None:
-        self.protocol = protocol
-
-    def get_protocol(self) -> Any:
-        return self.protocol
-
-    def write(self, data: Any) -> None:
-        self.out += data
-
-    def is_closing(self) -> bool:
-        return self.closed
-
-    def close(self) -> None:
-        self.closed = True
-
-    def get_extra_info(self, name: str, default: Any = None) -> Any:
-        return {"peername": ("127.0.0.1", 5555), "sockname": ("127.0.0.1", 8000)}.get(name, default)
-
-    def pause_reading(self) -> None:
-        pass
-
-    def resume_reading(self) -> None:
-        pass
-
-
 def test_frames_split_at_every_byte() -> None:
     async def main() -> None:
         loaded = Config(app, lifespan="off", log_level="warning").load()
         ctx = ServerContext(loaded, asyncio.get_running_loop())
-        transport = Transport()
+        transport = MemoryTransport()
         origin = HTTP11Protocol(ctx)
         transport.set_protocol(origin)
         origin.connection_made(transport)
@@ -307,12 +276,11 @@ def test_frames_split_at_every_byte() -> None:
         ended: set[int] = set()
         for _ in range(100):
             await asyncio.sleep(0)  # let the app tasks and the flush run
-            for event in client.receive_data(bytes(transport.out)):
+            for event in client.receive_data(transport.take()):
                 if isinstance(event, h2.events.DataReceived):
                     bodies[event.stream_id] = bodies.get(event.stream_id, b"") + event.data
                 elif isinstance(event, h2.events.StreamEnded):
                     ended.add(event.stream_id)
-            transport.out.clear()
             if len(ended) == 3:
                 break
         assert {sid: bodies.get(sid) for sid in sids} == {sid: b"x" * (i + 1) for i, sid in enumerate(sids)}
