@@ -204,7 +204,7 @@ class Config:
     )
     h2_max_control_frames: int = setting(
         1000,
-        "HTTP/2: PING, SETTINGS and empty frames a client may send per 10 seconds before the "
+        "HTTP/2: PING, SETTINGS, PRIORITY and empty frames a client may send per 10 seconds before the "
         "connection is closed (floods).",
         type=int,
     )

@@ -113,6 +113,7 @@ _FRAME_HEAD: Final = struct.Struct(">IBI")
 _U32: Final = struct.Struct(">I")
 _T_DATA: Final = 0x0
 _T_HEADERS: Final = 0x1
+_T_PRIORITY: Final = 0x2
 _T_RST_STREAM: Final = 0x3
 _T_PUSH_PROMISE: Final = 0x5
 _T_WINDOW_UPDATE: Final = 0x8
@@ -754,6 +755,12 @@ class H2Protocol(asyncio.Protocol):
                     start = pos
                     h2c._closed_streams[sid] = StreamClosedBy.SEND_RST_STREAM
                     self._stream_reset(sid, False)
+            elif kind == _T_PRIORITY:
+                # Cheap to send, not to process (h2's priority tree): a
+                # flood like PINGs.
+                self._count_control()
+                if self.transport.is_closing():
+                    return
             elif kind == _T_PUSH_PROMISE and not flags & _F_END_HEADERS:
                 in_block = True
             pos = end

@@ -26,7 +26,14 @@ from conftest import HTTP_IMPLS, RunningServer, run_server
 from h1tools import Reader, ThreadEvent
 from h2tools import H2Client, Reply
 from hpack import Encoder
-from hyperframe.frame import ContinuationFrame, DataFrame, HeadersFrame, PingFrame, SettingsFrame
+from hyperframe.frame import (
+    ContinuationFrame,
+    DataFrame,
+    HeadersFrame,
+    PingFrame,
+    PriorityFrame,
+    SettingsFrame,
+)
 from tlsfiles import TLSFiles, make_tls_files
 
 ErrorCodes = h2.errors.ErrorCodes
@@ -555,6 +562,14 @@ def test_rapid_reset_is_stopped() -> None:
 def test_ping_flood_is_stopped() -> None:
     with run_server(app, lifespan="off", h2_max_control_frames=50) as srv, H2Client(srv) as client:
         client.sock.sendall(b"".join(PingFrame(0, opaque_data=b"%08d" % i).serialize() for i in range(60)))
+        client.wait_closed()
+        assert client.goaway is not None and client.goaway.error_code == ErrorCodes.ENHANCE_YOUR_CALM
+
+
+def test_priority_flood_is_stopped() -> None:
+    with run_server(app, lifespan="off", h2_max_control_frames=50) as srv, H2Client(srv) as client:
+        frames = (PriorityFrame(2 * i + 1, depends_on=0, stream_weight=15).serialize() for i in range(60))
+        client.sock.sendall(b"".join(frames))
         client.wait_closed()
         assert client.goaway is not None and client.goaway.error_code == ErrorCodes.ENHANCE_YOUR_CALM
 
