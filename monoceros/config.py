@@ -322,6 +322,12 @@ class Config:
         "Seconds a client has to send a whole request head; slower ones get 408 and a close.",
         type=float,
     )
+    timeout_request_body: float = setting(
+        60.0,
+        "Seconds a client may send nothing of a request body the app is waiting for; then 408 "
+        "(or a close, once the response started). 0 turns it off.",
+        type=float,
+    )
     timeout_graceful_shutdown: float | None = setting(
         None, "Maximum number of seconds to wait for graceful shutdown.", type=int
     )
@@ -539,6 +545,7 @@ def validate(config: Config) -> None:
     _ensure_positive("reload_delay", config.reload_delay, allow_zero=True)
     _ensure_positive("timeout_keep_alive", config.timeout_keep_alive, allow_zero=True)
     _ensure_positive("timeout_request_header", config.timeout_request_header)
+    _ensure_positive("timeout_request_body", config.timeout_request_body, allow_zero=True)
     _ensure_positive("timeout_graceful_shutdown", config.timeout_graceful_shutdown, allow_zero=True)
     _ensure_positive("h11_max_incomplete_event_size", config.h11_max_incomplete_event_size)
     for name in ("h2_max_concurrent_streams", "h2_max_resets", "h2_max_control_frames", "h2_stall_timeout"):

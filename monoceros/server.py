@@ -75,6 +75,7 @@ class ServerContext:
         self.limit_max_requests = loaded.limit_max_requests
         self.timeout_keep_alive = float(config.timeout_keep_alive)
         self.timeout_request_header = float(config.timeout_request_header)
+        self.timeout_request_body = float(config.timeout_request_body)
         self.reset_contextvars = config.reset_contextvars
         self.date_header = config.date_header
         self.http2 = config.http2

@@ -121,6 +121,7 @@ def test_web_concurrency(monkeypatch: pytest.MonkeyPatch) -> None:
         ({"backlog": 0}, "--backlog must be > 0"),
         ({"timeout_keep_alive": -1}, "--timeout-keep-alive must be >= 0"),
         ({"timeout_request_header": 0}, "--timeout-request-header must be > 0"),
+        ({"timeout_request_body": -1}, "--timeout-request-body must be >= 0"),
         ({"timeout_graceful_shutdown": -1}, "--timeout-graceful-shutdown must be >= 0"),
         ({"limit_request_body": -5}, "--limit-request-body must be >= 0"),
         ({"limit_max_requests": 0}, "--limit-max-requests must be > 0"),

@@ -54,7 +54,11 @@ gone); the response may still be written, then the connection closes.
 
 Timeouts are not timers: each connection keeps a ``deadline`` that the
 server's once-a-second sweep checks (:meth:`monoceros.server.ServerContext.sweep`),
-so a keep-alive request costs one clock read, not a timer handle.
+so a keep-alive request costs one clock read, not a timer handle.  While a
+request is ACTIVE the deadline is the request body's: it runs only while the
+app waits for body we are reading (``resume_reading``), moves on with every
+body chunk, and stops when the body is complete or the app's buffer is full
+(then the client is not the one who is late).
 """
 
 from __future__ import annotations
@@ -360,6 +364,7 @@ class HTTP11Protocol(asyncio.Protocol):
                 if self.state is _DRAINING:
                     self._next_cycle()  # the unread body is gone: next request
                 elif self.cycle is not None:
+                    self.deadline = 0.0  # the body is complete (see the body timeout)
                     self.cycle.feed_end()
                 elif self.state is _UPGRADING:  # the h2c upgrade request is complete
                     self._to_http2(self.codec.trailing_data())
@@ -482,6 +487,8 @@ class HTTP11Protocol(asyncio.Protocol):
         if limit is not None and self.body_received > limit:
             self.fail(RemoteProtocolError("request body too large", 413))
         elif self.state is _ACTIVE:
+            if self.deadline:  # the body timeout runs: the client moved
+                self.deadline = self.ctx.loop.time() + self.ctx.timeout_request_body
             cast(RequestCycle, self.cycle).feed_body(data)
         elif self.state is _UPGRADING:
             self.upgrade_body.append(data)
@@ -647,11 +654,20 @@ class HTTP11Protocol(asyncio.Protocol):
         if not self._read_paused and self.state is not _CLOSING:
             self._read_paused = True
             self.transport.pause_reading()
+            if self.state is _ACTIVE:
+                self.deadline = 0.0  # the app is behind, not the client
 
     def resume_reading(self) -> None:
         if self._read_paused and self.state is not _CLOSING:
             self._read_paused = False
             self.transport.resume_reading()
+        if self.state is _ACTIVE:
+            # The app waits for body (or has room for more): the client has
+            # timeout_request_body to send some.
+            timeout = self.ctx.timeout_request_body
+            cycle = self.cycle
+            if timeout and cycle is not None and cycle.req_state is REQ_BODY:
+                self.deadline = self.ctx.loop.time() + timeout
 
     def drain(self) -> asyncio.Future[None] | None:
         if not self._write_paused or self.state is _CLOSING:
@@ -864,13 +880,17 @@ class HTTP11Protocol(asyncio.Protocol):
 
     def timed_out(self) -> None:
         """The sweep found our deadline passed: an idle keep-alive connection,
-        a head not received in time, a body not drained in time, or a client
-        that stopped reading its responses."""
+        a head or a request body not received in time, a body not drained in
+        time, or a client that stopped reading its responses."""
         state = self.state
         if state is _IDLE and self.head_started:
             self.fail(RemoteProtocolError("request head not received in time", 408))
         elif state is not _ACTIVE:  # idle, draining, waiting, or lingering
             self._close()
+        elif self.cycle is not None and self.cycle.req_state is REQ_BODY:
+            self.fail(RemoteProtocolError("request body not received in time", 408))
+        else:
+            self.deadline = 0.0
 
     def force_close(self) -> None:
         """Shutdown ran out of time: drop the connection and cancel its app."""

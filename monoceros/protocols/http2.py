@@ -171,6 +171,7 @@ class H2Stream:
 
     __slots__ = (
         "blocked_since",
+        "body_deadline",
         "conn",
         "cycle",
         "paused",
@@ -200,6 +201,7 @@ class H2Stream:
         self.pending_end = False
         self.pending_trailers: Headers | None = None  # trailers to send after the pending DATA
         self.blocked_since = 0.0
+        self.body_deadline = 0.0  # when the client is late with the body the app waits for
         self.waiter: asyncio.Future[None] | None = None
         self.paused = False  # a WebSocket's reader is full: the window stays shut
         # The WebSocket an extended CONNECT (RFC 8441) carries on this stream.
@@ -277,10 +279,16 @@ class H2Stream:
         # A request body's window opens only as the app reads anyway; a
         # WebSocket's stays shut from now on until its reader resumes.
         self.paused = True
+        if self.body_deadline:  # the app is behind, not the client
+            self.conn.body_done(self)
 
     def resume_reading(self) -> None:
-        # The app consumed all that was fed: give the window back.
+        # The app consumed all that was fed: give the window back, and the
+        # client --timeout-request-body to send more.
         self.paused = False
+        cycle = self.cycle
+        if cycle is not None and cycle.req_state is REQ_BODY and self.ws is None:
+            self.conn.body_awaited(self)
         unacked = self.unacked
         if unacked:
             self.unacked = 0
@@ -568,6 +576,7 @@ class H2Protocol(asyncio.Protocol):
         self.deadline = 0.0
         self.streams: dict[int, H2Stream] = {}
         self.blocked: dict[int, H2Stream] = {}  # streams waiting for window, in order
+        self.awaiting_body: dict[int, H2Stream] = {}  # apps waiting for request body (the body timeout)
         self.running = 0  # app calls of this connection still running
         self.write_paused = False
         self.flush_scheduled = False
@@ -815,6 +824,7 @@ class H2Protocol(asyncio.Protocol):
         for stream in list(self.streams.values()):
             stream.gone()
         self.blocked.clear()
+        self.awaiting_body.clear()
 
     def pause_writing(self) -> None:
         self.write_paused = True
@@ -975,6 +985,18 @@ class H2Protocol(asyncio.Protocol):
         stream._push(body, True)
         stream._done()
 
+    def _answer_instead(self, stream: H2Stream, status: int) -> None:
+        """Stop a request the client got wrong (too large, too slow): its
+        app hears a disconnect; the client gets ``status`` if nothing was
+        sent yet, else a reset."""
+        cycle = stream.cycle
+        if cycle is not None and cycle.nothing_sent():
+            cycle.client_gone()
+            stream.cycle = None
+            self._refuse(stream, status)
+        else:
+            stream.reset(ErrorCodes.CANCEL)
+
     def _on_data(self, event: h2.events.DataReceived) -> None:
         sid = event.stream_id
         size = event.flow_controlled_length
@@ -995,14 +1017,11 @@ class H2Protocol(asyncio.Protocol):
         limit = self.ctx.limit_request_body
         if limit is not None and stream.received > limit:
             self.h2.acknowledge_received_data(size, sid)
-            if cycle.nothing_sent():
-                cycle.client_gone()
-                stream.cycle = None
-                self._refuse(stream, 413)
-            else:
-                stream.reset(ErrorCodes.CANCEL)
+            self._answer_instead(stream, 413)
             return
         stream.unacked += size
+        if stream.body_deadline:  # the client moved
+            stream.body_deadline = self.ctx.loop.time() + self.ctx.timeout_request_body
         if data:
             cycle.feed_body(data)
 
@@ -1034,6 +1053,8 @@ class H2Protocol(asyncio.Protocol):
         stream = self.streams.get(sid)
         if stream is None:
             return
+        if stream.body_deadline:
+            self.body_done(stream)
         if stream.ws is not None:
             stream.ws.lost()  # the client's END_STREAM is its TCP close
         elif stream.cycle is not None:
@@ -1043,6 +1064,8 @@ class H2Protocol(asyncio.Protocol):
         stream = self.streams.pop(sid, None)
         if stream is not None:
             self.blocked.pop(sid, None)
+            if stream.body_deadline:
+                self.body_done(stream)
             stream.gone()
         if remote:
             self._count_reset()
@@ -1101,9 +1124,25 @@ class H2Protocol(asyncio.Protocol):
         if not self.deadline:
             self.deadline = stream.blocked_since + self.stall_timeout
 
+    def body_awaited(self, stream: H2Stream) -> None:
+        """The app waits for request body: the client has --timeout-request-body to send some."""
+        timeout = self.ctx.timeout_request_body
+        if timeout:
+            stream.body_deadline = self.ctx.loop.time() + timeout
+            self.awaiting_body[stream.stream_id] = stream
+            if not self.deadline or stream.body_deadline < self.deadline:
+                self.deadline = stream.body_deadline
+
+    def body_done(self, stream: H2Stream) -> None:
+        """The body is complete, the stream is over, or the app stopped reading."""
+        stream.body_deadline = 0.0
+        self.awaiting_body.pop(stream.stream_id, None)
+
     def stream_finished(self, stream: H2Stream) -> None:
         """A stream's response ended (or it was reset), or its app returned:
         forget it once both happened."""
+        if stream.body_deadline:
+            self.body_done(stream)
         if stream.state is _S_DONE and stream.task is None:
             self.streams.pop(stream.stream_id, None)
             self.blocked.pop(stream.stream_id, None)
@@ -1122,8 +1161,10 @@ class H2Protocol(asyncio.Protocol):
             return
         if self.write_paused:
             return  # pause_writing set it
-        if self.blocked:
-            self.deadline = min(s.blocked_since for s in self.blocked.values()) + self.stall_timeout
+        if self.blocked or self.awaiting_body:
+            deadlines = [s.blocked_since + self.stall_timeout for s in self.blocked.values()]
+            deadlines += [s.body_deadline for s in self.awaiting_body.values()]
+            self.deadline = min(deadlines)
         elif self.streams:
             self.deadline = 0.0
         else:
@@ -1149,6 +1190,11 @@ class H2Protocol(asyncio.Protocol):
             if now - stream.blocked_since >= self.stall_timeout:
                 self._debug("HTTP/2 client %s: %s", f"kept stream {stream.stream_id} at a zero window")
                 stream.reset(ErrorCodes.CANCEL)
+        for stream in list(self.awaiting_body.values()):
+            if now >= stream.body_deadline:
+                self._debug("HTTP/2 client %s: %s", f"sent no body on stream {stream.stream_id} in time")
+                self.body_done(stream)
+                self._answer_instead(stream, 408)
         self._set_deadline()
         self.flush()
 

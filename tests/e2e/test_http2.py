@@ -13,6 +13,7 @@ import json
 import logging
 import shutil
 import subprocess
+import time
 from collections.abc import Iterator
 
 import h2.config
@@ -670,6 +671,23 @@ def test_trailers_wait_for_the_window(srv: RunningServer) -> None:
         client.flush()
         reply = client.response(sid)
         assert len(reply.body) == 5000 and reply.trailers == [(b"x-t", b"1")]
+
+
+def test_request_body_timeout_is_408_and_the_connection_goes_on() -> None:
+    with run_server(app, lifespan="off", timeout_request_body=1) as srv, H2Client(srv) as client:
+        sid = client.request("/", method="POST", body=b"abc", end=False)  # the rest never comes
+        started = time.monotonic()
+        reply = client.response(sid)
+        assert reply.status == 408 and 0.5 < time.monotonic() - started < 3.5
+        # A body that keeps coming, slower than the timeout in all, is not late.
+        sid = client.request("/", method="POST", body=b"a", end=False)
+        for _ in range(4):
+            time.sleep(0.4)
+            client.conn.send_data(sid, b"b", end_stream=False)
+            client.flush()
+        client.conn.end_stream(sid)
+        client.flush()
+        assert json.loads(client.response(sid).body)["body"] == 5
 
 
 def test_large_body_pauses_the_cycle() -> None:

@@ -1,10 +1,12 @@
 """Limits and timeouts of the HTTP/1.1 server, on real sockets, on both parsers:
 ``limit_request_body``, ``limit_concurrency``, ``limit_max_requests``,
-``timeout_keep_alive``, ``timeout_request_header``, ``reset_contextvars``.
+``timeout_keep_alive``, ``timeout_request_header``, ``timeout_request_body``,
+``reset_contextvars``.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import contextvars
 import threading
@@ -15,7 +17,7 @@ from typing import Any
 import httpx
 import pytest
 from conftest import RunningServer
-from h1tools import Reader, ThreadEvent, get, read_body, read_response, respond
+from h1tools import Reader, ThreadEvent, get, read_body, read_head, read_response, respond
 
 from monoceros import Config, Server
 
@@ -216,6 +218,71 @@ def test_timeout_request_header_answers_408(server, http_impl):
         assert resp.status == 408 and resp.get(b"connection") == [b"close"]
         assert 0.5 < time.monotonic() - started < 3.5
         assert reader.at_eof()
+
+
+def _body_app(events: list[str]):  # type: ignore[no-untyped-def]
+    async def app(scope, receive, send):  # type: ignore[no-untyped-def]
+        if scope["path"] == "/started":
+            await send({"type": "http.response.start", "status": 200, "headers": []})
+            await send({"type": "http.response.body", "body": b"part", "more_body": True})
+        if scope["path"] == "/no-read":
+            await asyncio.sleep(2.2)  # busy (past the 1 s timeout), not reading the body
+            await respond(send, b"answered")
+            return
+        body = b""
+        while True:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                events.append("disconnect")
+                return
+            body += message.get("body", b"")
+            if not message.get("more_body"):
+                break
+        await respond(send, body)
+
+    return app
+
+
+def test_timeout_request_body_answers_408(server, http_impl):
+    events: list[str] = []
+    with server(_body_app(events), timeout_request_body=1) as srv, srv.connect() as sock:
+        reader = Reader(sock)
+        sock.sendall(b"POST / HTTP/1.1\r\nHost: t\r\nContent-Length: 10\r\n\r\nabc")  # 7 bytes never come
+        started = time.monotonic()
+        resp = read_response(reader)
+        assert resp.status == 408 and resp.get(b"connection") == [b"close"]
+        assert 0.5 < time.monotonic() - started < 3.5
+        assert reader.at_eof()
+    assert events == ["disconnect"]
+
+
+def test_a_body_that_keeps_coming_is_not_timed_out(server, http_impl):
+    with server(_body_app([]), timeout_request_body=1) as srv, srv.connect() as sock:
+        reader = Reader(sock)
+        sock.sendall(b"POST / HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n")
+        for _ in range(5):  # 2 s in all, never 1 s without a byte: a slow client, not a stalled one
+            sock.sendall(b"1\r\nx\r\n")
+            time.sleep(0.4)
+        sock.sendall(b"0\r\n\r\n")
+        assert read_response(reader).body == b"xxxxx"
+
+
+def test_the_body_timeout_runs_only_while_the_app_waits_for_body(server, http_impl):
+    """An app that does not read leaves the client nothing to be late for."""
+    with server(_body_app([]), timeout_request_body=1) as srv, srv.connect() as sock:
+        reader = Reader(sock)
+        sock.sendall(b"POST /no-read HTTP/1.1\r\nHost: t\r\nContent-Length: 10\r\n\r\nabc")
+        assert read_response(reader).body == b"answered"
+
+
+def test_a_body_timeout_after_the_response_started_closes(server, http_impl):
+    events: list[str] = []
+    with server(_body_app(events), timeout_request_body=1) as srv, srv.connect() as sock:
+        reader = Reader(sock)
+        sock.sendall(b"POST /started HTTP/1.1\r\nHost: t\r\nContent-Length: 10\r\n\r\nabc")
+        assert read_head(reader).status == 200  # no 408 in the middle of a response: a close
+        assert reader.read_to_eof() == b"4\r\npart\r\n"
+    assert events == ["disconnect"]
 
 
 # -- contextvars --------------------------------------------------------------------------
