@@ -110,6 +110,16 @@ def _hypercorn(target: str, port: int) -> list[str]:
     return [PY, "-m", "hypercorn", "-w", "1", "-b", f"{HOST}:{port}", "--log-level", "warning", target]
 
 
+def _floor(mode: str) -> ArgvBuilder:
+    """bench/floor.py: no ASGI, a canned answer (the app's name picks the canned body)."""
+
+    def build(target: str, port: int) -> list[str]:
+        body = "json" if target.endswith(":json") else "plaintext"
+        return [PY, "-m", "bench.floor", mode, "--host", HOST, "--port", str(port), "--body", body]
+
+    return build
+
+
 SERVERS: list[Server] = [
     Server("uvicorn", _uvicorn_style("uvicorn", "httptools", "uvloop"), "uvicorn.__main__",
            ("uvicorn", "httptools", "uvloop")),
@@ -126,6 +136,8 @@ SERVERS: list[Server] = [
            ("uvicorn", "httptools", "uvloop"), default=False),
     Server("monoceros-default", _uvicorn_defaults("monoceros"), "monoceros.__main__",
            ("monoceros", "httptools", "uvloop"), baseline="uvicorn-default", default=False),
+    # No ASGI at all (bench/floor.py): the ceiling of any Python server on this machine.
+    Server("floor", _floor("http"), "bench.floor", ("httptools", "uvloop"), default=False),
 ]  # fmt: skip
 SERVERS_BY_NAME = {s.name: s for s in SERVERS}
 

@@ -46,12 +46,14 @@ from bench.run import (
     PY,
     REPO_ROOT,
     RESULTS_DIR,
+    ArgvBuilder,
     Cell,
     PortPicker,
     RunningServer,
     Sample,
     StartError,
     WrkRun,
+    _floor,
     _fmt_ratio,
     _interrupt,
     _ratio,
@@ -80,9 +82,17 @@ class WsServer:
     ws: str  # --ws value
     packages: tuple[str, ...]  # distributions whose versions are reported
     default: bool = True
+    command: ArgvBuilder | None = None  # a server without uvicorn's CLI (the floor); ``ws`` unused
 
     def argv(self, port: int) -> list[str]:
+        if self.command is not None:
+            return self.command(APP, port)
         return [*_uvicorn_style(self.module, "httptools", "uvloop")(APP, port), "--ws", self.ws]
+
+    @property
+    def requires(self) -> str:
+        """The module that must be importable for this server to run."""
+        return self.module if self.command is not None else f"{self.module}.__main__"
 
 
 SERVERS = [
@@ -90,6 +100,8 @@ SERVERS = [
     WsServer("monoceros", "monoceros", "websockets", ("monoceros", "websockets", "httptools", "uvloop")),
     WsServer("monoceros-wsproto", "monoceros", "wsproto", ("monoceros", "wsproto")),
     WsServer("uvicorn-wsproto", "uvicorn", "wsproto", ("uvicorn", "wsproto"), default=False),
+    # No ASGI at all (bench/floor.py): the ceiling of any Python server on this machine.
+    WsServer("floor", "bench.floor", "", ("httptools", "uvloop"), default=False, command=_floor("ws")),
 ]
 SERVERS_BY_NAME = {s.name: s for s in SERVERS}
 
@@ -298,7 +310,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     for server in SERVERS:
         if server.name not in wanted:
             continue
-        if module_available(f"{server.module}.__main__"):
+        if module_available(server.requires):
             servers.append(server)
         else:
             skipped.append(f"{server.name}: {server.module} is not importable, skipped")
