@@ -589,6 +589,11 @@ class H2Protocol(asyncio.Protocol):
         self._resets = 0
         self._control = 0
         self._inbuf = b""  # the start of a frame (the fast path passes h2 whole frames only)
+        # A header block in CONTINUATION frames is buffered until it ends: it
+        # may be at most this large (encoded HPACK is no larger than the list
+        # it decodes to, plus slack), not h2's 64 frames of up to 16 KiB.
+        self._block_bytes = 0
+        self._max_block = config.h2_max_header_list_size + 16384
         self.h2 = h2.connection.H2Connection(
             h2.config.H2Configuration(
                 client_side=False,
@@ -690,11 +695,19 @@ class H2Protocol(asyncio.Protocol):
             kind = data[pos + 3]
             flags = data[pos + 4]
             if in_block:
-                if kind == _T_CONTINUATION and flags & _F_END_HEADERS:
-                    in_block = False
+                if kind == _T_CONTINUATION:
+                    self._block_bytes += length
+                    if flags & _F_END_HEADERS:
+                        in_block = False
+                    elif self._block_bytes > self._max_block:
+                        if start < pos and not self._feed(data[start:pos]):
+                            return
+                        self._calm_down(f"sent a header block over {self._max_block} bytes")
+                        return
             elif kind == _T_HEADERS:
                 if not flags & _F_END_HEADERS:
                     in_block = True
+                    self._block_bytes = length
                 elif flags & (_F_END_STREAM | _F_PADDED) == _F_END_STREAM:
                     # h2 first takes what came before: it decides whether this
                     # stream id is new, and how many streams are running.
@@ -772,6 +785,7 @@ class H2Protocol(asyncio.Protocol):
                     return
             elif kind == _T_PUSH_PROMISE and not flags & _F_END_HEADERS:
                 in_block = True
+                self._block_bytes = length
             pos = end
         if pos < size:
             self._inbuf = data[pos:]

@@ -601,6 +601,18 @@ def test_continuation_flood_is_stopped(srv: RunningServer) -> None:
         assert client.goaway is not None and client.goaway.error_code == ErrorCodes.PROTOCOL_ERROR
 
 
+def test_continuation_bytes_are_bounded(srv: RunningServer) -> None:
+    """A header block in large CONTINUATION frames is refused once it passes
+    --h2-max-header-list-size (64 KiB) + 16 KiB, long before 64 frames."""
+    with H2Client(srv) as client:
+        enc = Encoder().encode([(b":method", b"GET"), (b":scheme", b"http"), (b":path", b"/")])
+        frames = [HeadersFrame(1, data=enc)]
+        frames += [ContinuationFrame(1, data=b"\x00" * 16384) for _ in range(6)]  # 96 KiB, never END_HEADERS
+        client.sock.sendall(b"".join(f.serialize() for f in frames))
+        client.wait_closed()
+        assert client.goaway is not None and client.goaway.error_code == ErrorCodes.ENHANCE_YOUR_CALM
+
+
 def test_hpack_bomb_is_stopped(srv: RunningServer) -> None:
     """One 4 kB header in the dynamic table, referenced many times: the
     decoded list passes --h2-max-header-list-size (64 KiB)."""
