@@ -7,6 +7,7 @@ in memory for frames cut at every byte."""
 from __future__ import annotations
 
 import asyncio
+import random
 import struct
 from typing import Any
 
@@ -40,6 +41,16 @@ async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
         while message["type"] != "http.disconnect":
             message = await receive()
         DISCONNECTED.set()
+        return
+    if path == "/echo":
+        body = b""
+        while True:
+            message = await receive()
+            body += message.get("body", b"")
+            if not message.get("more_body"):
+                break
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"echo:" + body})
         return
     if path == "/big-headers":
         fields = [(b"x-big-%d" % i, b"v" * 1000) for i in range(40)]  # 40 kB: CONTINUATION frames
@@ -247,42 +258,98 @@ def _get(path: str) -> list[tuple[bytes, bytes]]:
 # -- in memory: frames cut at every byte ----------------------------------------------
 
 
-def test_frames_split_at_every_byte() -> None:
-    async def main() -> None:
+def _serve_in_memory(
+    client: h2.connection.H2Connection, cuts: list[int], sids: list[int], all_fast: bool = False
+) -> dict[int, bytes]:
+    """Feed ``client``'s bytes to a server protocol in reads that end at
+    ``cuts`` (offsets after the preface, which comes in the first read: the
+    HTTP/1.1 side tells HTTP/2 by it); return the response bodies once
+    every stream of ``sids`` ended."""
+
+    async def main() -> dict[int, bytes]:
         loaded = Config(app, lifespan="off", log_level="warning").load()
         ctx = ServerContext(loaded, asyncio.get_running_loop())
         transport = MemoryTransport()
         origin = HTTP11Protocol(ctx)
         transport.set_protocol(origin)
         origin.connection_made(transport)
-        client = h2.connection.H2Connection(h2.config.H2Configuration(client_side=True))
-        client.initiate_connection()
-        sids = []
-        for i in range(3):
-            sid = client.get_next_available_stream_id()
-            client.send_headers(sid, _get(f"/b{i}?{i + 1}"), end_stream=True)
-            sids.append(sid)
-        client.increment_flow_control_window(1000)
         wire = client.data_to_send()
-        # The preface in the first read (the HTTP/1.1 side tells HTTP/2 by
-        # it), then every frame cut at every byte: one byte per read.
         origin.data_received(wire[: len(PREFACE)])
-        for at in range(len(PREFACE), len(wire)):
-            transport.get_protocol().data_received(wire[at : at + 1])
-        h2proto = transport.get_protocol()
-        assert isinstance(h2proto, H2Protocol)
-        assert all(isinstance(s, FastStream) for s in h2proto.streams.values())
+        at = len(PREFACE)
+        for cut in [*cuts, len(wire)]:
+            if cut > at:
+                transport.get_protocol().data_received(wire[at:cut])
+                at = cut
+        protocol = transport.get_protocol()
+        assert isinstance(protocol, H2Protocol)
+        if all_fast:
+            assert [type(s) for s in protocol.streams.values()] == [FastStream] * len(sids)
         bodies: dict[int, bytes] = {}
         ended: set[int] = set()
-        for _ in range(100):
+        for _ in range(200):
             await asyncio.sleep(0)  # let the app tasks and the flush run
             for event in client.receive_data(transport.take()):
                 if isinstance(event, h2.events.DataReceived):
                     bodies[event.stream_id] = bodies.get(event.stream_id, b"") + event.data
+                    client.acknowledge_received_data(event.flow_controlled_length, event.stream_id)
                 elif isinstance(event, h2.events.StreamEnded):
                     ended.add(event.stream_id)
-            if len(ended) == 3:
+            if ended >= set(sids):
                 break
-        assert {sid: bodies.get(sid) for sid in sids} == {sid: b"x" * (i + 1) for i, sid in enumerate(sids)}
+        return bodies
 
-    asyncio.run(main())
+    return asyncio.run(main())
+
+
+def test_frames_split_at_every_byte() -> None:
+    client = h2.connection.H2Connection(h2.config.H2Configuration(client_side=True))
+    client.initiate_connection()
+    sids = []
+    for i in range(3):
+        sid = client.get_next_available_stream_id()
+        client.send_headers(sid, _get(f"/b{i}?{i + 1}"), end_stream=True)
+        sids.append(sid)
+    client.increment_flow_control_window(1000)
+    size = len(client._data_to_send)
+    bodies = _serve_in_memory(
+        client, list(range(len(PREFACE) + 1, size)), sids, all_fast=True
+    )  # byte by byte
+    assert {sid: bodies.get(sid) for sid in sids} == {sid: b"x" * (i + 1) for i, sid in enumerate(sids)}
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_mixed_requests_cut_at_random_points(seed: int) -> None:
+    """Bodyless requests (the fast path) between requests with bodies,
+    trailers and window updates (h2's), in reads cut anywhere."""
+    rng = random.Random(seed)
+    client = h2.connection.H2Connection(h2.config.H2Configuration(client_side=True))
+    client.initiate_connection()
+    expected: dict[int, bytes] = {}
+    for i in range(12):
+        sid = client.get_next_available_stream_id()
+        kind = rng.choice(["get", "get", "body", "trailers"])
+        if kind == "get":
+            size = rng.randrange(0, 3000)
+            client.send_headers(
+                sid,
+                _get(f"/g{i}?{size}"),
+                end_stream=True,
+                **({"priority_weight": 16, "priority_depends_on": 0} if rng.random() < 0.3 else {}),
+            )
+            expected[sid] = b"x" * size
+        else:
+            body = bytes(rng.randrange(97, 123) for _ in range(rng.randrange(1, 5000)))
+            fields = [(b":method", b"POST"), *_get("/echo")[1:]]
+            client.send_headers(sid, fields)
+            for at in range(0, len(body), 1500):
+                client.send_data(sid, body[at : at + 1500])
+            if kind == "trailers":
+                client.send_headers(sid, [(b"x-sum", b"%d" % len(body))], end_stream=True)
+            else:
+                client.end_stream(sid)
+            expected[sid] = b"echo:" + body
+        if rng.random() < 0.3:
+            client.increment_flow_control_window(rng.randrange(1, 5000))
+    size = len(client._data_to_send)
+    cuts = sorted(rng.sample(range(len(PREFACE) + 1, size), 40))
+    assert _serve_in_memory(client, cuts, list(expected)) == expected
