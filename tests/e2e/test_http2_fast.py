@@ -18,7 +18,7 @@ import h2.events
 import h2.settings
 import pytest
 from conftest import RunningServer, run_server
-from h1tools import ThreadEvent
+from h1tools import ThreadEvent, read_body
 from h2tools import H2Client, Reply
 from memtransport import MemoryTransport
 
@@ -43,12 +43,7 @@ async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
         DISCONNECTED.set()
         return
     if path == "/echo":
-        body = b""
-        while True:
-            message = await receive()
-            body += message.get("body", b"")
-            if not message.get("more_body"):
-                break
+        body = await read_body(receive)
         await send({"type": "http.response.start", "status": 200, "headers": []})
         await send({"type": "http.response.body", "body": b"echo:" + body})
         return
