@@ -9,6 +9,13 @@ same cycle HTTP/1.1 uses (``cycle.py`` never sees a frame).  Each stream is
 an :class:`H2Stream`, the cycle's :class:`~.cycle.StreamSink`: it renders
 the cycle's response parts as HEADERS and DATA frames.
 
+One shortcut, for speed: :meth:`H2Protocol._scan` reads the 9-byte frame
+headers itself and gives ``h2`` whole frames only; a request that comes
+whole in one HEADERS frame without a body (most requests) skips ``h2``'s
+stream machinery and runs on a :class:`FastStream`, which frames its own
+response (its docstring says what ``h2`` is still told).  Everything else,
+in order, goes through ``h2``.
+
 A connection arrives three ways, all through
 :meth:`HTTP11Protocol.hand_over <monoceros.protocols.http1.HTTP11Protocol.hand_over>`:
 TLS whose ALPN chose ``h2``, a cleartext connection that opens with the
