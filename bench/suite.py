@@ -14,6 +14,7 @@ Parts, in the order they run:
     wrk against monoceros, uvicorn (httptools, uvloop, no access log),
     granian ``--interface asgi`` and hypercorn: plaintext c64/c256, JSON,
     pipelined x16, ``Connection: close``, Starlette and FastAPI hello worlds;
+    the floor (``bench/floor.py``, no ASGI) in the groups without a framework;
     plus the pairs "both at their defaults" (access log on) and "pure Python"
     (``--http h11 --loop asyncio``).  Measurements come from
     ``bench/run.py``: fresh server per run, pinned cores, readiness probe,
@@ -25,14 +26,16 @@ Parts, in the order they run:
     ``strace -c -f -p`` on the server while ``wrk -t1 -c16`` runs: system
     calls per completed keep-alive request.
 ``ws``
-    ``bench/wsbench.py`` (WebSocket echo, c1 and c50) as a child process.
+    ``bench/wsbench.py`` (WebSocket echo, c1 and c50; uvicorn, monoceros,
+    floor) as a child process.
 ``h2``
     ``bench/h2bench.py``, when that file exists, as a child process.
 
 The http, idle and strace parts are measured in interleaved rounds: each
 round runs every cell once, the server order rotating, so drifts in machine
 noise hit all servers alike.  Every target is a ratio to the named peer from
-this same run (except syscalls per request, an absolute count).
+this same run (except syscalls per request, an absolute count); the floor's
+ratio to the same peer stands next to it as the ceiling, never as a peer.
 
 Outputs: ``bench/results/suite-<stamp>.md`` (targets table, chart data,
 details, versions), ``.png`` (the chart) and ``.json`` (every raw sample).
@@ -106,6 +109,10 @@ from bench.run import (
 DOCS_DIR = REPO_ROOT / "docs"
 H2BENCH = BENCH_DIR / "h2bench.py"
 PEERS = ("uvicorn", "monoceros", "granian", "hypercorn")
+# bench/floor.py: no ASGI at all, the ceiling of any Python server here.  Measured next
+# to the peers where a target is a ratio to one of them; never a peer itself.
+FLOOR = "floor"
+WITH_FLOOR = (*PEERS, FLOOR)
 PARTS = ("http", "idle", "strace", "ws", "h2")
 
 
@@ -123,11 +130,11 @@ class Group:
 
 
 GROUPS = [
-    Group("plaintext-c64", "plaintext-c64", PEERS, "plaintext\nc64"),
-    Group("plaintext-c256", "plaintext-c256", PEERS, "plaintext\nc256"),
-    Group("json-c64", "json-c64", PEERS, "JSON\nc64"),
-    Group("pipeline16", "pipeline16", PEERS, "pipelined\nx16"),
-    Group("close-c64", "close-c64", PEERS, "Connection:\nclose c64"),
+    Group("plaintext-c64", "plaintext-c64", WITH_FLOOR, "plaintext\nc64"),
+    Group("plaintext-c256", "plaintext-c256", WITH_FLOOR, "plaintext\nc256"),
+    Group("json-c64", "json-c64", WITH_FLOOR, "JSON\nc64"),
+    Group("pipeline16", "pipeline16", WITH_FLOOR, "pipelined\nx16"),
+    Group("close-c64", "close-c64", WITH_FLOOR, "Connection:\nclose c64"),
     Group("defaults", "plaintext-c64", ("uvicorn-default", "monoceros-default"), "defaults\n(access log)"),
     Group("h11", "plaintext-c64", ("uvicorn-h11", "monoceros-h11"), "pure Python\n(h11, asyncio)"),
     Group("starlette-c64", "starlette-c64", PEERS, "Starlette\nc64"),
@@ -136,7 +143,7 @@ GROUPS = [
 GROUPS_BY_NAME = {g.name: g for g in GROUPS}
 IDLE_SERVERS = ("uvicorn", "monoceros")
 STRACE_SERVERS = ("uvicorn", "monoceros")
-WS_SERVERS = "uvicorn,monoceros"
+WS_SERVERS = f"uvicorn,monoceros,{FLOOR}"
 SYSCALLS = Scenario("syscalls-c16", "plaintext", 16, "keep-alive GET under strace -c -f, 16 connections")
 # Idle connections must not hit the keep-alive timeout (5 s by default) while the
 # client is still opening the others; both servers get the same, longer one.
@@ -196,6 +203,7 @@ class TargetRow:
     measured: str
     met: bool | None  # None: not measured in this run
     detail: str = ""
+    floor: str = "—"  # the floor's ratio to the same peer under the same load (not part of `met`)
 
 
 # --------------------------------------------------------------------------- idle connections
@@ -396,8 +404,11 @@ def http_row(
     peer: str,
     op: str,
     goal: float,
+    *,
     attr: str = "rps",
+    floor: bool = False,
 ) -> TargetRow:
+    """``floor``: also the floor's ratio to the same peer (its groups run it next to the peers)."""
     cell, ref = cells.get((server, scenario)), cells.get((peer, scenario))
     mine = getattr(cell, attr) if cell else None
     theirs = getattr(ref, attr) if ref else None
@@ -409,8 +420,13 @@ def http_row(
         detail = f"{server} {fmt.format(mine)} vs {peer} {fmt.format(theirs)} {unit}"
     target = f"{op} {goal:g}x {peer}"
     flags = "".join(dict.fromkeys((_flags(cell, quiet) + _flags(ref, quiet)).split()))
+    floor_txt = "—"
+    if floor:
+        floor_cell = cells.get((FLOOR, scenario))
+        floor_ratio = _ratio(getattr(floor_cell, attr) if floor_cell else None, theirs)
+        floor_txt = _fmt_ratio(floor_ratio) + (_flags(floor_cell, quiet) if floor_ratio is not None else "")
     return TargetRow(row, target, _fmt_ratio(ratio) + (" " + flags if flags else ""),
-                     _op_met(ratio, op, goal), detail)  # fmt: skip
+                     _op_met(ratio, op, goal), detail, floor_txt)  # fmt: skip
 
 
 def target_rows(
@@ -424,19 +440,22 @@ def target_rows(
     def row(*a: Any, **kw: Any) -> TargetRow:
         return http_row(cells, quiet, *a, **kw)
 
+    def with_floor(*a: Any, attr: str = "rps") -> TargetRow:
+        return http_row(cells, quiet, *a, attr=attr, floor=True)
+
     rows = [
-        row("plaintext keep-alive c64", "plaintext-c64", "monoceros", "uvicorn", ">=", 2.0),
-        row("plaintext keep-alive c256", "plaintext-c256", "monoceros", "uvicorn", ">=", 2.0),
-        row("plaintext keep-alive c64", "plaintext-c64", "monoceros", "granian", ">=", 1.15),
-        row("plaintext keep-alive c256", "plaintext-c256", "monoceros", "granian", ">=", 1.15),
-        row("JSON keep-alive c64", "json-c64", "monoceros", "uvicorn", ">=", 2.0),
-        row("pipelined x16 (c64)", "pipeline16", "monoceros", "uvicorn", ">=", 3.0),
-        row("`Connection: close` c64", "close-c64", "monoceros", "uvicorn", ">=", 1.5),
+        with_floor("plaintext keep-alive c64", "plaintext-c64", "monoceros", "uvicorn", ">=", 2.0),
+        with_floor("plaintext keep-alive c256", "plaintext-c256", "monoceros", "uvicorn", ">=", 2.0),
+        with_floor("plaintext keep-alive c64", "plaintext-c64", "monoceros", "granian", ">=", 1.15),
+        with_floor("plaintext keep-alive c256", "plaintext-c256", "monoceros", "granian", ">=", 1.15),
+        with_floor("JSON keep-alive c64", "json-c64", "monoceros", "uvicorn", ">=", 2.0),
+        with_floor("pipelined x16 (c64)", "pipeline16", "monoceros", "uvicorn", ">=", 3.0),
+        with_floor("`Connection: close` c64", "close-c64", "monoceros", "uvicorn", ">=", 1.5),
         row("both at defaults (access log on), c64", "plaintext-c64", "monoceros-default", "uvicorn-default",
             ">=", 4.0),
         row("pure-Python path (h11, asyncio), c64", "plaintext-c64", "monoceros-h11", "uvicorn-h11",
             ">=", 2.0),
-        row("p99 latency at c256", "plaintext-c256", "monoceros", "uvicorn", "<=", 0.5, attr="p99"),
+        with_floor("p99 latency at c256", "plaintext-c256", "monoceros", "uvicorn", "<=", 0.5, attr="p99"),
     ]  # fmt: skip
     rows.append(idle_row(idle))
     rows += [
@@ -499,23 +518,34 @@ def ws_rows(ws: dict[str, Any] | None) -> list[TargetRow]:
     if ws is None:
         return [TargetRow("WebSocket echo (bench/wsbench.py)", "issue 4 targets", "not run", None)]
     rps, cpu = child_medians(ws), child_medians(ws, "cpu_per_msg_us")
+    client_cpu = child_client_cpu(ws)
+
+    def to_uvicorn(values: dict[tuple[str, str], float], server: str, scenario: str) -> float | None:
+        return _ratio(values.get((server, scenario)), values.get(("uvicorn", scenario)))
+
+    def floor_txt(values: dict[tuple[str, str], float], scenario: str) -> str:
+        r = to_uvicorn(values, FLOOR, scenario)
+        bound = r is not None and client_cpu.get((FLOOR, scenario), 0.0) >= CLIENT_BOUND
+        return _fmt_ratio(r) + (" ¹" if bound else "")
+
     rows = []
     for scenario in ("echo-c1", "echo-c50"):
-        r = _ratio(cpu.get(("monoceros", scenario)), cpu.get(("uvicorn", scenario)))
+        r = to_uvicorn(cpu, "monoceros", scenario)
         detail = ""
         if r is not None:
             detail = (f"{cpu[('monoceros', scenario)]:.1f} vs {cpu[('uvicorn', scenario)]:.1f} µs CPU "
                       f"per echo")  # fmt: skip
         rows.append(TargetRow(f"WebSocket echo {scenario[5:]}: server CPU per message",
-                              "<= 0.7x uvicorn", _fmt_ratio(r), _op_met(r, "<=", 0.7), detail))  # fmt: skip
-    r = _ratio(rps.get(("monoceros", "echo-c50")), rps.get(("uvicorn", "echo-c50")))
+                              "<= 0.7x uvicorn", _fmt_ratio(r), _op_met(r, "<=", 0.7), detail,
+                              floor_txt(cpu, scenario)))  # fmt: skip
+    r = to_uvicorn(rps, "monoceros", "echo-c50")
     detail = ""
     if r is not None:
         detail = f"{rps[('monoceros', 'echo-c50')]:,.0f} vs {rps[('uvicorn', 'echo-c50')]:,.0f} round trips/s"
-        if child_client_cpu(ws).get(("monoceros", "echo-c50"), 0.0) >= CLIENT_BOUND:
+        if client_cpu.get(("monoceros", "echo-c50"), 0.0) >= CLIENT_BOUND:
             detail += " ¹"
     rows.append(TargetRow("WebSocket echo c50: round trips/s", ">= 1.3x uvicorn", _fmt_ratio(r),
-                          _op_met(r, ">=", 1.3), detail))  # fmt: skip
+                          _op_met(r, ">=", 1.3), detail, floor_txt(rps, "echo-c50")))  # fmt: skip
     return rows
 
 
@@ -555,7 +585,7 @@ def chart_groups(
         ratios = {}
         for name in g.servers:
             r = _ratio(c.rps if (c := cells.get((name, g.scenario))) else None, ref.rps if ref else None)
-            if r is not None:
+            if r is not None and name != FLOOR:  # the floor is in the targets table, not the chart
                 ratios[name.split("-")[0]] = r  # "monoceros-h11" is monoceros' bar in the h11 group
         if ratios:
             out.append((g.label, ratios))
@@ -568,10 +598,10 @@ def chart_groups(
 
 
 def render_targets(rows: list[TargetRow]) -> list[str]:
-    out = ["| row | target | measured | met | detail |", "|---|---|---:|:---:|---|"]
+    out = ["| row | target | measured | met | floor (no ASGI) | detail |", "|---|---|---:|:---:|---:|---|"]
     for r in rows:
         met = "—" if r.met is None else ("yes" if r.met else "**no**")
-        out.append(f"| {r.row} | {r.target} | {r.measured} | {met} | {r.detail} |")
+        out.append(f"| {r.row} | {r.target} | {r.measured} | {met} | {r.floor} | {r.detail} |")
     return out
 
 
@@ -684,7 +714,7 @@ def estimate_s(args: argparse.Namespace, parts: list[str], groups: list[Group]) 
     if "strace" in parts:
         total += args.repeat * len(STRACE_SERVERS) * (args.warmup + args.strace_seconds + 2.0)
     if "ws" in parts:
-        total += 3 + args.repeat * 2 * 2 * (args.warmup + args.duration + 1.5)
+        total += 3 + args.repeat * 2 * len(_split(WS_SERVERS)) * (args.warmup + args.duration + 1.5)
     if "h2" in parts and H2BENCH.exists():
         total += 3 + args.repeat * 3 * per_run  # a guess: the script prints its own estimate
     return total
@@ -697,6 +727,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"part     {part}")
         for g in GROUPS:
             print(f"group    {g.name:15} scenario {g.scenario:15} servers {', '.join(g.servers)}")
+        print(f"ws       bench/wsbench.py servers {', '.join(_split(WS_SERVERS))}")
         for r in target_rows({}, [], [], None, None, args.quiet_threshold):
             print(f"target   {r.row}: {r.target}")
         return 0
@@ -855,7 +886,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     body = ["## Targets (issue 8)", "", *render_targets(rows), "",
             "⚠ = some runs failed or the client counted errors; ¹ = the load generator used >= "
             f"{CLIENT_BOUND:.0%} of its core (the ratio understates the faster server); ³ = noisy run "
-            "(other processes took CPU on the pinned cores).", ""]  # fmt: skip
+            "(other processes took CPU on the pinned cores).", "",
+            "*floor (no ASGI)*: the same ratio for `bench/floor.py` (uvloop and httptools answering with "
+            "canned bytes, raw WebSocket echo; no ASGI, no app) under the same load against the same peer: "
+            "the ceiling any Python server reaches on this machine. It is not a peer and never counts for "
+            "*met*; ¹ there means the client was the limit, so the ceiling is higher. — = no floor for that "
+            "row.", ""]  # fmt: skip
     if groups_chart:
         body += ["## Throughput relative to uvicorn (the chart)", "", *render_chart_table(groups_chart), ""]
     if samples:
