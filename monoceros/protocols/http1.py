@@ -839,9 +839,8 @@ class HTTP11Protocol(asyncio.Protocol):
         ``protocol`` replaces this one as the transport's protocol and in the
         server's connections, and starts with ``take_over(transport, data)``
         (``data``: the bytes already received after the upgrade request).
-        This connection is done: nothing more is parsed or written here."""
-        if self.out is not None:
-            self._uncork()
+        This connection is done: nothing more is parsed or written here.
+        (A pipelined batch was sent by the write that accepted the upgrade.)"""
         self.state = _CLOSING
         self.cycle = None
         self.task = None
@@ -889,18 +888,13 @@ class HTTP11Protocol(asyncio.Protocol):
             self._close()
         elif self.cycle is not None and self.cycle.req_state is REQ_BODY:
             self.fail(RemoteProtocolError("request body not received in time", 408))
-        else:
-            self.deadline = 0.0
 
     def force_close(self) -> None:
         """Shutdown ran out of time: drop the connection and cancel its app."""
-        self.state = _CLOSING
         task = self.task
         if task is not None and not task.done():
             task.cancel()
-        if self.out is not None:
-            self._uncork()
-        self.transport.close()
+        self._close()
 
 
 def _not_http1(first: bytes) -> bool:

@@ -194,6 +194,41 @@ def test_frame_larger_than_max_frame_size_is_refused_at_once(srv: RunningServer)
         assert client.goaway is not None and client.goaway.error_code == ErrorCodes.FRAME_SIZE_ERROR
 
 
+BAD = frame(0x0, 0, 0, b"x")  # DATA on stream 0: h2's connection error PROTOCOL_ERROR
+
+
+@pytest.mark.parametrize(
+    "follower", ["headers", "window-update", "stream-window-update", "rst-stream", "data", "continuation-cap"]
+)
+def test_a_connection_error_ends_the_read(srv: RunningServer, follower: str) -> None:
+    """Frames the fast path would take, behind one h2 refuses in the same
+    read: the connection error comes first, and nothing after it is served."""
+    with H2Client(srv) as client:
+        client.conn.update_settings({SETTINGS.INITIAL_WINDOW_SIZE: 0})
+        client.flush()
+        client.receive(lambda: any(isinstance(e, h2.events.SettingsAcknowledged) for e in client.events))
+        block = client.conn.encoder.encode(_get("/f"))
+        opened = frame(0x1, 0x5, 1, block)  # a FastStream, waiting for window
+        after = {
+            "headers": frame(0x1, 0x5, 3, block),
+            "window-update": frame(0x8, 0, 0, struct.pack(">I", 100)),
+            "stream-window-update": frame(0x8, 0, 1, struct.pack(">I", 100)),
+            "rst-stream": frame(0x3, 0, 1, struct.pack(">I", 8)),
+            "data": frame(0x0, 0x1, 1, b"late"),
+            "continuation-cap": frame(0x1, 0x0, 3, block) + frame(0x9, 0, 3, b"\x00" * 16384) * 6,
+        }[follower]
+        client.sock.sendall(opened + BAD + after)
+        client.wait_closed()
+        assert client.goaway is not None and client.goaway.error_code == ErrorCodes.PROTOCOL_ERROR
+
+
+def test_push_promise_from_a_client_is_refused(srv: RunningServer) -> None:
+    with H2Client(srv) as client:
+        client.sock.sendall(frame(0x5, 0, 1, struct.pack(">I", 2) + b"\x82"))  # no END_HEADERS
+        client.wait_closed()
+        assert client.goaway is not None and client.goaway.error_code == ErrorCodes.PROTOCOL_ERROR
+
+
 def test_malformed_request_with_a_body_is_h2s_stream_error(srv: RunningServer) -> None:
     with H2Client(srv) as client:
         sid = client.conn.get_next_available_stream_id()
