@@ -632,8 +632,8 @@ class HTTP11Protocol(asyncio.Protocol):
             or not isinstance(self.ctx.loop, asyncio.selector_events.BaseSelectorEventLoop)
         ):
             return None
-        if self.out is not None:
-            self._uncork()
+        # (No pipelined batch can be waiting: this response's head went out
+        # through _write, which sent it.)
         return self._sendfile(file, offset, count)
 
     async def _sendfile(self, file: BinaryIO, offset: int, count: int) -> int:
