@@ -130,6 +130,7 @@ _F_END_HEADERS: Final = 0x4
 _F_PADDED: Final = 0x8
 _F_PRIORITY: Final = 0x20
 MAX_WINDOW: Final = 2**31 - 1
+_ID_MASK: Final = 0x7FFFFFFF  # a stream id or window increment without its reserved bit
 # h2's connection states in which a request may open a stream.
 _H2_IDLE: Final = ConnectionState.IDLE
 _H2_OPEN: Final = ConnectionState.SERVER_OPEN
@@ -687,7 +688,8 @@ class H2Protocol(asyncio.Protocol):
         size = len(data)
         pos = start = 0
         while size - pos >= 9:
-            length = data[pos] << 16 | data[pos + 1] << 8 | data[pos + 2]
+            word, flags, sid = _FRAME_HEAD.unpack_from(data, pos)
+            length = word >> 8
             if length > max_frame:
                 # h2 would wait for the whole frame before refusing it.
                 if start < pos and not self._feed(data[start:pos]):
@@ -699,8 +701,8 @@ class H2Protocol(asyncio.Protocol):
             end = pos + 9 + length
             if end > size:
                 break
-            kind = data[pos + 3]
-            flags = data[pos + 4]
+            kind = word & 0xFF
+            sid &= _ID_MASK
             if in_block:
                 if kind == _T_CONTINUATION:
                     self._block_bytes += length
@@ -722,11 +724,10 @@ class H2Protocol(asyncio.Protocol):
                         if not self._feed(data[start:pos]):
                             return
                         start = pos
-                    sid = _U32.unpack_from(data, pos + 5)[0] & MAX_WINDOW
                     at = pos + 9
                     if flags & _F_PRIORITY:
                         at += 5
-                        if length < 5 or _U32.unpack_from(data, pos + 9)[0] & MAX_WINDOW == sid:
+                        if length < 5 or _U32.unpack_from(data, pos + 9)[0] & _ID_MASK == sid:
                             at = 0  # h2 answers a bad priority
                     if (
                         at
@@ -743,8 +744,7 @@ class H2Protocol(asyncio.Protocol):
                             return
             elif kind == _T_WINDOW_UPDATE:
                 if length == 4:
-                    increment = _U32.unpack_from(data, pos + 9)[0] & MAX_WINDOW
-                    sid = _U32.unpack_from(data, pos + 5)[0] & MAX_WINDOW
+                    increment = _U32.unpack_from(data, pos + 9)[0] & _ID_MASK
                     if increment and sid == 0:
                         if h2c.outbound_flow_control_window + increment <= MAX_WINDOW:
                             if start < pos and not self._feed(data[start:pos]):
@@ -762,7 +762,6 @@ class H2Protocol(asyncio.Protocol):
                             cast(FastStream, stream).window_update(increment)
             elif kind == _T_RST_STREAM:
                 if length == 4:
-                    sid = _U32.unpack_from(data, pos + 5)[0] & MAX_WINDOW
                     stream = self.streams.get(sid)
                     if stream is not None and stream.fast:
                         if start < pos and not self._feed(data[start:pos]):
@@ -773,7 +772,6 @@ class H2Protocol(asyncio.Protocol):
                         if self.transport.is_closing():
                             return
             elif kind == _T_DATA:
-                sid = _U32.unpack_from(data, pos + 5)[0] & MAX_WINDOW
                 stream = self.streams.get(sid)
                 if stream is not None and stream.fast and stream.state is not _S_DONE:
                     # DATA after END_STREAM: h2 answers RST_STREAM
