@@ -109,25 +109,19 @@ def run_one(server: str, http: str, n: int, proxy_headers: bool) -> float:
         return runner.run(drive(server, http, n, proxy_headers))
 
 
-def callgrind_count(server: str, http: str, n: int, proxy_headers: bool) -> int:
-    """Instructions for ``n`` requests (valgrind's I refs)."""
-    cmd = [
-        "valgrind",
-        "--tool=callgrind",
-        "--callgrind-out-file=/dev/null",
-        sys.executable,
-        __file__,
-        "--child",
-        server,
-        http,
-        str(n),
-        "1" if proxy_headers else "0",
-    ]
+def instructions(argv: list[str]) -> int:
+    """Instructions a Python run of ``argv`` executes (valgrind's I refs)."""
+    cmd = ["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null", sys.executable, *argv]
     out = subprocess.run(cmd, capture_output=True, text=True, check=True).stderr
     match = re.search(r"I\s+refs:\s+([\d,]+)", out)
     if not match:
         raise SystemExit(f"no instruction count from valgrind:\n{out[-2000:]}")
     return int(match.group(1).replace(",", ""))
+
+
+def callgrind_count(server: str, http: str, n: int, proxy_headers: bool) -> int:
+    """Instructions for ``n`` requests."""
+    return instructions([__file__, "--child", server, http, str(n), "1" if proxy_headers else "0"])
 
 
 def main() -> None:

@@ -17,8 +17,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import re
-import subprocess
 import sys
 import time
 from typing import Any
@@ -112,12 +110,8 @@ def run_one(server: str, n: int) -> float:
 
 
 def callgrind_count(server: str, n: int) -> int:
-    cmd = ["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null", sys.executable, __file__]
-    out = subprocess.run([*cmd, "--child", server, str(n)], capture_output=True, text=True, check=True).stderr
-    match = re.search(r"I\s+refs:\s+([\d,]+)", out)
-    if not match:
-        raise SystemExit(f"no instruction count from valgrind:\n{out[-2000:]}")
-    return int(match.group(1).replace(",", ""))
+    """Instructions for ``n`` echoed messages."""
+    return micro.instructions([__file__, "--child", server, str(n)])
 
 
 def main() -> None:
