@@ -247,6 +247,12 @@ class Config:
         "Run each ASGI request in a fresh contextvars.Context. Hides context set in the lifespan.",
         is_flag=True,
     )
+    eager_start: bool = setting(
+        True,
+        "Enable/Disable running the first step of each HTTP request's app call at once, without a task "
+        "of its own (a call that waits goes on in a task; asyncio.current_task() names it throughout).",
+        secondary="--no-eager-start",
+    )
     # -- logging --------------------------------------------------------------
     log_config: dict[str, Any] | str | os.PathLike[str] | None = setting(
         help="Logging configuration file. Supported formats: .ini, .json, .yaml.",

@@ -38,6 +38,7 @@ from monoceros.config import BindSpec, Config, LoadedConfig
 from monoceros.errors import StartupError
 from monoceros.lifespan import Lifespan
 from monoceros.middleware.proxy_headers import ProxyHeadersMiddleware
+from monoceros.protocols.eager import EagerStart
 
 if TYPE_CHECKING:
     from monoceros._types import Connection
@@ -77,6 +78,9 @@ class ServerContext:
         self.timeout_request_header = float(config.timeout_request_header)
         self.timeout_request_body = float(config.timeout_request_body)
         self.reset_contextvars = config.reset_contextvars
+        # First steps of app calls without a Task (.protocols.eager); it needs
+        # create_task(context=...), Python 3.11+.
+        self.eager = EagerStart(loop) if config.eager_start and sys.version_info >= (3, 11) else None
         self.date_header = config.date_header
         self.http2 = config.http2
         # For the ASGI tls extension: the certificate the server presents.
@@ -331,6 +335,8 @@ class Server:
                     await self._unless_forced(lifespan.shutdown())
             finally:
                 sweeper.cancel()
+                if ctx.eager is not None:
+                    ctx.eager.close()
                 if ctx.batched_access is not None:
                     ctx.batched_access.flush()
                 self.started = False
@@ -515,6 +521,8 @@ def _request_tasks(ctx: ServerContext) -> list[asyncio.Task[Any]]:
             cycle = frame.f_locals.get("self")
             if isinstance(cycle, RequestCycle) and cycle.ctx is ctx:
                 tasks.append(task)
+    if ctx.eager is not None:
+        tasks += ctx.eager.busy  # calls that waited after an eager first step
     return tasks
 
 

@@ -205,6 +205,7 @@ class RequestCycle:
         "sink",
         "start_time",
         "status",
+        "task",
         "trailers",
     )
 
@@ -221,6 +222,9 @@ class RequestCycle:
         self.ctx = ctx
         self.sink = sink
         self.scope = scope
+        # The Task running the app, if one does (an eager first step that
+        # finished needs none, see .eager).
+        self.task: asyncio.Task[None] | None = None
         self.method = method
         self.req_state = REQ_BODY if body_expected else REQ_COMPLETE
         self.resp_state = RESP_START

@@ -199,6 +199,7 @@ class HTTP11Protocol(asyncio.Protocol):
         "proxy",
         "scheme",
         "server",
+        "starting",
         "state",
         "task",
         "tls",
@@ -214,7 +215,8 @@ class HTTP11Protocol(asyncio.Protocol):
         self.codec = make_codec(ctx.http_impl, ctx.max_head_size, ctx.max_request_line)
         self.state = _IDLE
         self.cycle: RequestCycle | None = None
-        self.task: asyncio.Task[None] | None = None
+        self.task: asyncio.Task[None] | None = None  # a WebSocket handshake's app call
+        self.starting: RequestCycle | None = None  # a request whose app is about to start
         self.deadline = 0.0
         self.idle_since = 0.0  # when the connection last became idle (shutdown's grace)
         self.head_started = False  # bytes of a head arrived while IDLE
@@ -344,6 +346,14 @@ class HTTP11Protocol(asyncio.Protocol):
 
     # -- the event loop of the connection ------------------------------------------
     def _process(self) -> None:
+        try:
+            self._events()
+        finally:
+            starting = self.starting
+            if starting is not None:
+                self._launch(starting)
+
+    def _events(self) -> None:
         codec = self.codec
         events = codec.events  # what next_event() would pop first, without the call
         while self.state is not _CLOSING:
@@ -447,11 +457,23 @@ class HTTP11Protocol(asyncio.Protocol):
         ctx.requests += 1
         if ctx.access_log_needs_time:
             cycle.start_time = ctx.loop.time()
+        # The app starts once the parser has nothing more for now (_process),
+        # so that the body that came with the head is already buffered.
+        self.starting = cycle
+
+    def _launch(self, cycle: RequestCycle) -> None:
+        """Run the app for ``cycle``: its first step at once where it can
+        (see .eager), else in a Task of its own."""
+        self.starting = None
+        ctx = self.ctx
         context = contextvars.Context() if ctx.reset_contextvars else self.context.copy()
-        if _TASK_CONTEXT:
-            self.task = ctx.loop.create_task(cycle.run_asgi(), context=context)
+        eager = ctx.eager
+        if eager is not None:
+            eager.start(cycle.run_asgi(), context, cycle)
+        elif _TASK_CONTEXT:
+            cycle.task = ctx.loop.create_task(cycle.run_asgi(), context=context)
         else:  # pragma: no cover - Python 3.10
-            self.task = context.run(ctx.loop.create_task, cycle.run_asgi())
+            cycle.task = context.run(ctx.loop.create_task, cycle.run_asgi())
 
     def _start_websocket(self, req: Request, scope: dict[str, Any], method: str) -> None:
         """A WebSocket opening handshake: run the app in a WebSocketCycle,
@@ -891,7 +913,9 @@ class HTTP11Protocol(asyncio.Protocol):
 
     def force_close(self) -> None:
         """Shutdown ran out of time: drop the connection and cancel its app."""
-        task = self.task
+        task = self.task  # a WebSocket handshake's, else the request's
+        if task is None and self.cycle is not None:
+            task = self.cycle.task
         if task is not None and not task.done():
             task.cancel()
         self._close()

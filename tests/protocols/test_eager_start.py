@@ -1,0 +1,234 @@
+"""EagerStart in memory: the edge cases of its bookkeeping (tests/e2e/test_eager.py
+shows on a real server that apps cannot tell it from a Task per call)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import functools
+from collections.abc import Callable, Coroutine
+from typing import Any
+
+import pytest
+
+from monoceros.protocols.eager import EagerStart
+
+
+def in_loop(fn: Callable[[], Coroutine[Any, Any, None]]) -> Callable[[], None]:
+    """A plain test that runs the coroutine function ``fn`` in a new event loop."""
+
+    @functools.wraps(fn)
+    def test() -> None:
+        asyncio.run(fn())
+
+    return test
+
+
+class Owner:
+    def __init__(self) -> None:
+        self.task: asyncio.Task[None] | None = None
+
+
+def _from_callback(loop: asyncio.AbstractEventLoop, fn: Any) -> asyncio.Future[Any]:
+    """Run ``fn`` from a plain loop callback (no task current), as a protocol's
+    ``data_received`` is."""
+    done: asyncio.Future[Any] = loop.create_future()
+
+    def call() -> None:
+        try:
+            done.set_result(fn())
+        except BaseException as exc:  # handed to the test
+            done.set_exception(exc)
+
+    loop.call_soon(call)
+    return done
+
+
+@in_loop
+async def test_a_call_done_in_its_first_step_needs_no_task() -> None:
+    loop = asyncio.get_running_loop()
+    eager = EagerStart(loop)
+    seen: list[Any] = []
+
+    async def call() -> None:
+        seen.append(asyncio.current_task())
+
+    owners = [Owner(), Owner()]
+    await _from_callback(loop, lambda: [eager.start(call(), contextvars.copy_context(), o) for o in owners])
+    assert [o.task for o in owners] == [None, None]
+    # Both ran as the same idle worker, which is a real, pending Task.
+    assert seen[0] is seen[1] and isinstance(seen[0], asyncio.Task) and not seen[0].done()
+    assert not eager.busy
+    eager.close()
+    await asyncio.sleep(0)
+    assert seen[0].cancelled()
+
+
+@in_loop
+async def test_a_call_that_waits_goes_on_in_its_worker() -> None:
+    loop = asyncio.get_running_loop()
+    eager = EagerStart(loop)
+    gate = loop.create_future()
+    tasks: list[Any] = []
+    var: contextvars.ContextVar[int] = contextvars.ContextVar("var")
+
+    async def call(n: int) -> int:
+        var.set(n)
+        tasks.append(asyncio.current_task())
+        await gate
+        tasks.append(asyncio.current_task())
+        return var.get()
+
+    owner = Owner()
+    await _from_callback(loop, lambda: eager.start(call(1), contextvars.copy_context(), owner))
+    worker = owner.task
+    assert worker is tasks[0] and worker in eager.busy
+    # The next call gets a new worker.
+    other = Owner()
+    await _from_callback(loop, lambda: eager.start(call(2), contextvars.copy_context(), other))
+    assert other.task is tasks[1] and other.task is not worker
+    gate.set_result(None)
+    await asyncio.gather(worker, other.task)
+    assert tasks[2:] == [worker, other.task] or tasks[2:] == [other.task, worker]
+    assert not eager.busy
+    eager.close()
+
+
+@in_loop
+async def test_calls_started_during_a_first_step_run_after_it_in_order() -> None:
+    loop = asyncio.get_running_loop()
+    eager = EagerStart(loop)
+    order: list[str] = []
+    owners = [Owner() for _ in range(3)]
+
+    async def inner(name: str) -> None:
+        order.append(name)
+
+    async def outer() -> None:
+        order.append("outer start")
+        eager.start(inner("a"), contextvars.copy_context(), owners[1])
+        eager.start(inner("b"), contextvars.copy_context(), owners[2])
+        order.append("outer end")
+
+    await _from_callback(loop, lambda: eager.start(outer(), contextvars.copy_context(), owners[0]))
+    assert order == ["outer start", "outer end", "a", "b"]
+    assert [o.task for o in owners] == [None, None, None]
+    eager.close()
+
+
+@in_loop
+async def test_inside_a_task_a_call_gets_its_own_task() -> None:
+    loop = asyncio.get_running_loop()
+    eager = EagerStart(loop)
+    owner = Owner()
+    ran: list[Any] = []
+
+    async def call() -> None:
+        ran.append(asyncio.current_task())
+
+    eager.start(call(), contextvars.copy_context(), owner)  # this test is a task
+    assert isinstance(owner.task, asyncio.Task) and not ran
+    await owner.task
+    assert ran == [owner.task]
+    eager.close()
+
+
+@in_loop
+async def test_an_escaping_base_exception_leaves_no_queued_call_behind() -> None:
+    loop = asyncio.get_running_loop()
+    eager = EagerStart(loop)
+    queued = Owner()
+    ran: list[str] = []
+
+    class Stop(BaseException):
+        pass
+
+    async def later() -> None:
+        ran.append("later")
+
+    async def boom() -> None:
+        eager.start(later(), contextvars.copy_context(), queued)
+        raise Stop
+
+    with pytest.raises(Stop):
+        await _from_callback(loop, lambda: eager.start(boom(), contextvars.copy_context(), Owner()))
+    assert isinstance(queued.task, asyncio.Task)  # handed to a task, not lost
+    await queued.task
+    assert ran == ["later"]
+    eager.close()
+
+
+@in_loop
+async def test_a_call_ending_cancelled_in_its_first_step_is_quiet() -> None:
+    loop = asyncio.get_running_loop()
+    eager = EagerStart(loop)
+
+    async def call() -> None:
+        raise asyncio.CancelledError
+
+    owner = Owner()
+    await _from_callback(loop, lambda: eager.start(call(), contextvars.copy_context(), owner))
+    assert owner.task is None
+    eager.close()
+
+
+@in_loop
+async def test_a_worker_cancelled_during_a_first_step_is_not_reused() -> None:
+    loop = asyncio.get_running_loop()
+    eager = EagerStart(loop)
+    seen: list[Any] = []
+
+    async def cancels_itself_and_waits() -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        seen.append(task)
+        task.cancel()
+        try:
+            await asyncio.sleep(0)
+        except asyncio.CancelledError:
+            seen.append("cancelled")
+
+    async def cancels_itself() -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        seen.append(task)
+        task.cancel()
+
+    owner = Owner()
+    context = contextvars.copy_context()
+    await _from_callback(loop, lambda: eager.start(cancels_itself_and_waits(), context, owner))
+    assert owner.task is not None and owner.task is not seen[0]
+    await owner.task
+    assert seen[1] == "cancelled"
+    second = Owner()
+    await _from_callback(loop, lambda: eager.start(cancels_itself(), contextvars.copy_context(), second))
+    third = Owner()
+    await _from_callback(loop, lambda: eager.start(cancels_itself(), contextvars.copy_context(), third))
+    assert seen[2] is not seen[3]  # the cancelled worker was dropped
+    assert second.task is None and third.task is None
+    eager.close()
+
+
+@in_loop
+async def test_cancelling_a_busy_worker_reaches_the_call() -> None:
+    loop = asyncio.get_running_loop()
+    eager = EagerStart(loop)
+    log: list[str] = []
+
+    async def call() -> None:
+        try:
+            await asyncio.sleep(60)
+        except asyncio.CancelledError:
+            log.append("cancelled")
+            raise
+
+    owner = Owner()
+    await _from_callback(loop, lambda: eager.start(call(), contextvars.copy_context(), owner))
+    task = owner.task
+    assert task is not None
+    await asyncio.sleep(0)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert log == ["cancelled"] and not eager.busy
+    eager.close()
