@@ -34,6 +34,17 @@ what the ASGI layer (scope, ``receive``/``send``, the app's coroutine) costs.
     reassembly of fragmented messages (a fragment is echoed as a fragment):
     this is a floor, not a conforming server.
 
+``python bench/floor.py asgi --host H --port P [--app bench.apps:json] [--inline]``
+    The bare ASGI call: the same parser, then per request a scope and one
+    call of the app (``bench.apps``' raw apps), in a Task of its own as every
+    ASGI server on Python 3.11 makes (or, with ``--inline``, stepped at once
+    without one, as monoceros' eager start does).  ``send`` writes what the
+    app gave plus the server and date lines.  No check of anything, no limits,
+    timeouts or error handling (see ``AsgiFloor``): not a server, the least an
+    ASGI server can cost, so the gap from ``http`` to ``asgi`` is what the ASGI
+    interface itself costs here, and the gap from ``asgi`` to monoceros is what
+    a server that checks and handles everything adds.
+
 Bad input gets the short answer a server would give (``400`` and close for
 malformed HTTP, close code 1002 for a frame breaking the framing rules), never
 a traceback.  SIGTERM and SIGINT stop it cleanly (exit status 0).
@@ -47,14 +58,17 @@ from __future__ import annotations
 import argparse
 import asyncio
 import base64
+import contextvars
 import enum
 import hashlib
+import importlib
 import json
 import signal
 import struct
 import sys
+from collections.abc import Awaitable, Callable
 from email.utils import formatdate
-from typing import cast
+from typing import Any, cast
 
 import httptools
 import uvloop
@@ -65,6 +79,8 @@ BODIES = {
     "plaintext": (b"text/plain", b"Hello, world!"),
     "json": (b"application/json", json.dumps({"message": "Hello, world!"}).encode()),
 }
+ASGI_VERSION = {"version": "3.0", "spec_version": "2.4"}
+ASGIApp = Callable[[dict[str, Any], Any, Any], Awaitable[None]]
 BAD_REQUEST = (
     b"HTTP/1.1 400 Bad Request\r\nserver: floor\r\ncontent-type: text/plain\r\n"
     b"content-length: 11\r\nconnection: close\r\n\r\nBad Request"
@@ -101,6 +117,7 @@ class Canned:
             % (formatdate(usegmt=True).encode(), self.content_type, len(self.body))
         )
         self.keep_alive = head + b"\r\n" + self.body
+        self.server_date = b"server: floor\r\ndate: %s\r\n" % formatdate(usegmt=True).encode()
         self.close = head + b"connection: close\r\n\r\n" + self.body
 
     def tick(self, loop: asyncio.AbstractEventLoop) -> None:
@@ -246,12 +263,121 @@ class WsFloor(HttpFloor):
         self.flush()
 
 
-async def serve(mode: str, host: str, port: int, body: str) -> None:
+class AsgiFloor(asyncio.Protocol):
+    """The bare ASGI call: what any ASGI server pays per request at least.
+
+    Per request: a scope (the keys ASGI requires, headers as llhttp gave them)
+    and one call of the app, in a Task of its own (every ASGI server on Python
+    3.11 but monoceros' eager start) or, with ``inline``, stepped right away
+    without one.  ``send`` writes the status line, the date and server lines,
+    the app's headers and the body once the body comes; ``receive`` says the
+    (empty) body is complete.  Nothing is checked: no request validation, no
+    response validation, no Content-Length of our own, no limits, timeouts,
+    flow control or error handling.  The app is trusted to answer each request
+    with one start and one complete body and never to wait (bench.apps' raw
+    apps), so responses leave in request order."""
+
+    def __init__(self, canned: Canned, app: ASGIApp, inline: bool) -> None:
+        self.canned = canned
+        self.app = app
+        self.inline = inline
+        self.parser = httptools.HttpRequestParser(self)
+        self.url = b""
+        self.headers: list[tuple[bytes, bytes]] = []
+        self.context = contextvars.copy_context()
+        self.loop = asyncio.get_running_loop()
+        self.transport: asyncio.Transport | None = None
+        self.client: tuple[str, int] | None = None
+        self.server: tuple[str, int] | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = cast(asyncio.Transport, transport)
+        self.server = transport.get_extra_info("sockname")[:2]
+        self.client = transport.get_extra_info("peername")[:2]
+
+    def data_received(self, data: bytes) -> None:
+        try:
+            self.parser.feed_data(data)
+        except httptools.HttpParserError:
+            cast(asyncio.Transport, self.transport).write(BAD_REQUEST)
+            cast(asyncio.Transport, self.transport).close()
+
+    def on_url(self, url: bytes) -> None:
+        self.url = url
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self.headers.append((name.lower(), value))
+
+    def on_message_complete(self) -> None:
+        headers, self.headers = self.headers, []
+        path, _, query = self.url.partition(b"?")
+        scope = {
+            "type": "http",
+            "asgi": ASGI_VERSION,
+            "http_version": "1.1",
+            "server": self.server,
+            "client": self.client,
+            "scheme": "http",
+            "method": self.parser.get_method().decode(),
+            "root_path": "",
+            "path": path.decode("ascii"),
+            "raw_path": path,
+            "query_string": query,
+            "headers": headers,
+            "state": {},
+        }
+        transport = cast(asyncio.Transport, self.transport)
+        keep_alive = self.parser.should_keep_alive()
+        canned = self.canned
+        start: list[Any] = []
+
+        async def receive() -> dict[str, Any]:
+            return {"type": "http.request", "body": b"", "more_body": False}
+
+        async def send(message: dict[str, Any]) -> None:
+            if message["type"] == "http.response.start":
+                start.append(message)
+                return
+            head = start[0]
+            parts = [b"HTTP/1.1 %d OK\r\n" % head["status"], canned.server_date]
+            for name, value in head.get("headers", ()):
+                parts += (name, b": ", value, b"\r\n")
+            parts.append(b"\r\n" if keep_alive else b"connection: close\r\n\r\n")
+            parts.append(message.get("body", b""))
+            transport.write(b"".join(parts))
+            if not keep_alive:
+                transport.close()
+
+        coro = self.app(scope, receive, send)
+        if not self.inline:
+            self.loop.create_task(coro, context=self.context.copy())
+            return
+        try:
+            self.context.copy().run(coro.send, None)
+        except StopIteration:
+            pass
+        else:  # pragma: no cover - bench.apps never wait
+            raise RuntimeError("the app waited: --inline serves apps that never wait")
+
+
+async def serve(mode: str, host: str, port: int, body: str, app: str = "", inline: bool = False) -> None:
     loop = asyncio.get_running_loop()
     canned = Canned(body)
     canned.tick(loop)
-    protocol = WsFloor if mode == "ws" else HttpFloor
-    server = await loop.create_server(lambda: protocol(canned), host, port, backlog=2048)
+    if mode == "asgi":
+        module, _, attr = app.partition(":")
+        asgi_app = getattr(importlib.import_module(module), attr)
+
+        def protocol() -> asyncio.Protocol:
+            return AsgiFloor(canned, asgi_app, inline)
+
+    else:
+        kind = WsFloor if mode == "ws" else HttpFloor
+
+        def protocol() -> asyncio.Protocol:
+            return kind(canned)
+
+    server = await loop.create_server(protocol, host, port, backlog=2048)
     stop = asyncio.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
@@ -261,7 +387,13 @@ async def serve(mode: str, host: str, port: int, body: str) -> None:
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description="No-ASGI floor server for the benchmarks (see the docstring).")
-    p.add_argument("mode", choices=("http", "ws"), help="canned HTTP responses, or WebSocket echo")
+    p.add_argument(
+        "mode",
+        choices=("http", "ws", "asgi"),
+        help="canned HTTP responses, WebSocket echo, or the bare ASGI call (--app)",
+    )
+    p.add_argument("--app", default="bench.apps:plaintext", help="asgi mode: the app, module:attribute")
+    p.add_argument("--inline", action="store_true", help="asgi mode: step the app at once, without a Task")
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=8000)
     p.add_argument("--body", choices=sorted(BODIES), default="plaintext", help="the canned response body")
@@ -271,7 +403,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     try:
-        uvloop.run(serve(args.mode, args.host, args.port, args.body))
+        uvloop.run(serve(args.mode, args.host, args.port, args.body, args.app, args.inline))
     except OSError as exc:
         print(f"floor: cannot listen on {args.host}:{args.port}: {exc.strerror}", file=sys.stderr)
         return 1

@@ -120,6 +120,16 @@ def _floor(mode: str) -> ArgvBuilder:
     return build
 
 
+def _floor_asgi(inline: bool) -> ArgvBuilder:
+    """bench/floor.py asgi: the bare ASGI call of the scenario's app."""
+
+    def build(target: str, port: int) -> list[str]:
+        extra = ["--inline"] if inline else []
+        return [PY, "-m", "bench.floor", "asgi", "--host", HOST, "--port", str(port), "--app", target, *extra]
+
+    return build
+
+
 SERVERS: list[Server] = [
     Server("uvicorn", _uvicorn_style("uvicorn", "httptools", "uvloop"), "uvicorn.__main__",
            ("uvicorn", "httptools", "uvloop")),
@@ -138,6 +148,10 @@ SERVERS: list[Server] = [
            ("monoceros", "httptools", "uvloop"), baseline="uvicorn-default", default=False),
     # No ASGI at all (bench/floor.py): the ceiling of any Python server on this machine.
     Server("floor", _floor("http"), "bench.floor", ("httptools", "uvloop"), default=False),
+    # The bare ASGI call, nothing checked (bench/floor.py asgi): with a Task per
+    # request, and stepped at once without one (as monoceros' eager start).
+    Server("floor-asgi", _floor_asgi(False), "bench.floor", ("httptools", "uvloop"), default=False),
+    Server("floor-asgi-inline", _floor_asgi(True), "bench.floor", ("httptools", "uvloop"), default=False),
 ]  # fmt: skip
 SERVERS_BY_NAME = {s.name: s for s in SERVERS}
 

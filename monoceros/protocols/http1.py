@@ -85,6 +85,7 @@ from monoceros.protocols.wscycle import WebSocketCycle
 
 if TYPE_CHECKING:
     from monoceros._types import Connection
+    from monoceros.protocols.eager import EagerStart
     from monoceros.server import ServerContext
 
     class UpgradedProtocol(Connection, Protocol):
@@ -469,7 +470,7 @@ class HTTP11Protocol(asyncio.Protocol):
         context = contextvars.Context() if ctx.reset_contextvars else self.context.copy()
         eager = ctx.eager
         if eager is not None:
-            eager.start(cycle.run_asgi(), context, cycle)
+            eager.start(cycle.run_asgi(), context, cycle, self._hold if self.out is None else None)
         elif _TASK_CONTEXT:
             cycle.task = ctx.loop.create_task(cycle.run_asgi(), context=context)
         else:  # pragma: no cover - Python 3.10
@@ -768,6 +769,12 @@ class HTTP11Protocol(asyncio.Protocol):
             self.ctx.loop.call_soon(self._batch_check)
             return
         self._uncork()
+
+    def _hold(self) -> None:
+        """An app call starts eagerly: its answer waits in ``out`` until the
+        reads of this loop turn are done (see EagerStart.defer)."""
+        self.out = []
+        cast("EagerStart", self.ctx.eager).defer(self._uncork)
 
     def _uncork(self) -> None:
         out = self.out

@@ -24,14 +24,26 @@ async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
     await send({"type": "http.response.body", "body": body})
 
 
-def serve(http: str, requests: int) -> list[bytes]:
+def serve(http: str, requests: int, from_loop: bool = False) -> list[bytes]:
+    """The writes answering ``requests`` pipelined requests in one read.  The
+    read comes from inside a task (so every app call gets a Task), or with
+    ``from_loop`` from a loop callback as a real transport's does (so calls
+    start eagerly)."""
+
     async def main() -> list[bytes]:
+        loop = asyncio.get_running_loop()
         loaded = Config(app, http=http, lifespan="off", access_log=False, log_config=None).load()
-        protocol = HTTP11Protocol(ServerContext(loaded, asyncio.get_running_loop()))
+        protocol = HTTP11Protocol(ServerContext(loaded, loop))
         transport = MemoryTransport()
         protocol.connection_made(transport)
         wire = b"".join(b"GET /%d HTTP/1.1\r\nHost: t\r\n\r\n" % i for i in range(requests))
-        protocol.data_received(wire)
+        if from_loop:
+            loop.call_soon(protocol.data_received, wire)
+            await asyncio.sleep(0)
+            if requests < BATCH_MAX:
+                assert transport.writes == []  # held until the turn's callbacks are done
+        else:
+            protocol.data_received(wire)
         for _ in range(10 * requests):
             if b"".join(transport.writes).count(b"HTTP/1.1 200") == requests:
                 break
@@ -53,3 +65,20 @@ def test_a_pipelined_batch_leaves_in_two_writes(http: str) -> None:
 def test_a_batch_is_at_most_batch_max_responses() -> None:
     writes = serve("httptools", 2 * BATCH_MAX + 1)
     assert [w.count(b"HTTP/1.1 200") for w in writes] == [1, BATCH_MAX, BATCH_MAX]
+
+
+@pytest.mark.parametrize("http", ["httptools", "h11"])
+def test_eagerly_answered_batch_leaves_in_one_write(http: str) -> None:
+    writes = serve(http, 16, from_loop=True)
+    assert len(writes) == 1
+    paths = [part.rsplit(b"\r\n\r\n", 1)[1] for part in writes[0].split(b"HTTP/1.1 ")[1:]]
+    assert paths == [b"/%d" % i for i in range(16)]
+
+
+def test_eagerly_answered_batch_is_at_most_batch_max_responses() -> None:
+    writes = serve("httptools", 2 * BATCH_MAX + 1, from_loop=True)
+    assert [w.count(b"HTTP/1.1 200") for w in writes] == [BATCH_MAX, BATCH_MAX, 1]
+
+
+def test_one_eagerly_answered_request_is_one_write() -> None:
+    assert [w.count(b"HTTP/1.1 200") for w in serve("httptools", 1, from_loop=True)] == [1]

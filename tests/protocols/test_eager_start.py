@@ -232,3 +232,27 @@ async def test_cancelling_a_busy_worker_reaches_the_call() -> None:
         await task
     assert log == ["cancelled"] and not eager.busy
     eager.close()
+
+
+@in_loop
+async def test_a_call_may_catch_the_cancellation_and_finish() -> None:
+    loop = asyncio.get_running_loop()
+    eager = EagerStart(loop)
+    log: list[str] = []
+
+    async def call() -> None:
+        try:
+            await asyncio.sleep(60)
+        except asyncio.CancelledError:
+            log.append("caught")
+        log.append("finished")
+
+    owner = Owner()
+    await _from_callback(loop, lambda: eager.start(call(), contextvars.copy_context(), owner))
+    task = owner.task
+    assert task is not None
+    await asyncio.sleep(0)
+    task.cancel()
+    await task
+    assert log == ["caught", "finished"] and not task.cancelled()
+    eager.close()
