@@ -61,6 +61,7 @@ class Carried(Protocol):
 
 
 _Job = tuple[Coroutine[Any, Any, None], contextvars.Context, Any]
+_DONE: Any = object()  # what a first step "waits" on when the call finished
 
 
 @types.coroutine
@@ -156,40 +157,47 @@ class EagerStart:
         if hold is not None:
             hold()
         self._stepping = True
+        queue = self._queue
         try:
-            self._step(coro, context, owner)
-            queue = self._queue
-            while queue:
-                self._step(*queue.popleft())
+            while True:  # this call, then those started during its first step
+                worker = self._idle
+                if worker is None:
+                    self._park = loop.create_future()
+                    worker = self._idle = loop.create_task(self._work(self._park))
+                _enter_task(loop, worker)
+                try:
+                    waiting = context.run(coro.send, None)
+                except (StopIteration, asyncio.CancelledError):
+                    # Done (a call ending cancelled ends quietly, as in its Task).
+                    waiting = _DONE
+                finally:
+                    _leave_task(loop, worker)
+                    if worker.cancelling():  # cancelled during the step: not used again
+                        self._idle = None
+                        self._park = None
+                if waiting is not _DONE:
+                    self._hand_over(worker, coro, context, waiting, owner)
+                if not queue:
+                    return
+                coro, context, owner = queue.popleft()
         finally:
             self._stepping = False
-            queue = self._queue
             while queue:  # only after an exception escaped a first step
                 coro, context, owner = queue.popleft()
                 owner.task = loop.create_task(coro, context=context)
 
-    def _step(self, coro: Coroutine[Any, Any, None], context: contextvars.Context, owner: Carried) -> None:
-        loop = self._loop
-        worker = self._idle
-        if worker is None:
-            self._park = loop.create_future()
-            worker = self._idle = loop.create_task(self._work(self._park))
-        _enter_task(loop, worker)
-        try:
-            waiting = context.run(coro.send, None)
-        except StopIteration:
-            return
-        except asyncio.CancelledError:
-            return  # the call ended cancelled, as its Task would have (quietly)
-        finally:
-            _leave_task(loop, worker)
-            if worker.cancelling():  # cancelled during the step: not used again
-                self._idle = None
-                self._park = None
-        # The call waits: a Task goes on with it.
+    def _hand_over(
+        self,
+        worker: asyncio.Task[None],
+        coro: Coroutine[Any, Any, None],
+        context: contextvars.Context,
+        waiting: Any,
+        owner: Carried,
+    ) -> None:
+        """The call waits: a Task goes on with it, its worker if it can."""
         park = self._park
         if park is None:  # its worker was cancelled: a fresh Task delivers that
-            owner.task = loop.create_task(_cancelled(coro, context))
+            owner.task = self._loop.create_task(_cancelled(coro, context))
             return
         self._idle = None
         self._park = None

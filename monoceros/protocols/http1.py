@@ -347,51 +347,50 @@ class HTTP11Protocol(asyncio.Protocol):
 
     # -- the event loop of the connection ------------------------------------------
     def _process(self) -> None:
+        # The app of a request found here starts once the parser has nothing
+        # more for now, whichever way this returns (see _on_request).
         try:
-            self._events()
+            codec = self.codec
+            events = codec.events  # what next_event() would pop first, without the call
+            while self.state is not _CLOSING:
+                if events:
+                    event = events.popleft()
+                else:
+                    try:
+                        event = codec.next_event()
+                    except RemoteProtocolError as exc:
+                        self.fail(exc)
+                        return
+                t = type(event)
+                if t is Data:
+                    self._on_data(event.data)  # type: ignore[union-attr]
+                elif t is Request:
+                    self._on_request(event)  # type: ignore[arg-type]
+                elif event is END_OF_MESSAGE:
+                    if self.state is _DRAINING:
+                        self._next_cycle()  # the unread body is gone: next request
+                    elif self.cycle is not None:
+                        self.deadline = 0.0  # the body is complete (see the body timeout)
+                        self.cycle.feed_end()
+                    elif self.state is _UPGRADING:  # the h2c upgrade request is complete
+                        self._to_http2(self.codec.trailing_data())
+                        return
+                elif event is NEED_DATA:
+                    return
+                elif event is PAUSED:
+                    # The current request is complete; the next one is parsed
+                    # after the response.  Reading goes on (an EOF must still
+                    # reach the app) until bytes of a next request come, see
+                    # data_received.
+                    return
+                else:  # CLOSED: the client is done sending
+                    if self.state is _IDLE:
+                        self._close()
+                    return  # while ACTIVE, eof_received tells the cycle
         finally:
             starting = self.starting
             if starting is not None:
                 self._launch(starting)
-
-    def _events(self) -> None:
-        codec = self.codec
-        events = codec.events  # what next_event() would pop first, without the call
-        while self.state is not _CLOSING:
-            if events:
-                event = events.popleft()
-            else:
-                try:
-                    event = codec.next_event()
-                except RemoteProtocolError as exc:
-                    self.fail(exc)
-                    return
-            t = type(event)
-            if t is Data:
-                self._on_data(event.data)  # type: ignore[union-attr]
-            elif t is Request:
-                self._on_request(event)  # type: ignore[arg-type]
-            elif event is END_OF_MESSAGE:
-                if self.state is _DRAINING:
-                    self._next_cycle()  # the unread body is gone: next request
-                elif self.cycle is not None:
-                    self.deadline = 0.0  # the body is complete (see the body timeout)
-                    self.cycle.feed_end()
-                elif self.state is _UPGRADING:  # the h2c upgrade request is complete
-                    self._to_http2(self.codec.trailing_data())
-                    return
-            elif event is NEED_DATA:
-                return
-            elif event is PAUSED:
-                # The current request is complete; the next one is parsed
-                # after the response.  Reading goes on (an EOF must still
-                # reach the app) until bytes of a next request come, see
-                # data_received.
-                return
-            else:  # CLOSED: the client is done sending
-                if self.state is _IDLE:
-                    self._close()
-                return  # while ACTIVE, eof_received tells the cycle
 
     def _on_request(self, req: Request) -> None:
         ctx = self.ctx
