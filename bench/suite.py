@@ -112,7 +112,11 @@ PEERS = ("uvicorn", "monoceros", "granian", "hypercorn")
 # bench/floor.py: no ASGI at all, the ceiling of any Python server here.  Measured next
 # to the peers where a target is a ratio to one of them; never a peer itself.
 FLOOR = "floor"
-WITH_FLOOR = (*PEERS, FLOOR)
+# bench/floor.py asgi --inline: the bare ASGI call of the same app (no Task, nothing
+# checked), the ceiling of an ASGI server that runs apps the way monoceros does.
+BARE = "floor-asgi-inline"
+WITH_FLOOR = (*PEERS, FLOOR, BARE)
+NOT_PEERS = (FLOOR, BARE)
 PARTS = ("http", "idle", "strace", "ws", "h2")
 
 
@@ -137,8 +141,8 @@ GROUPS = [
     Group("close-c64", "close-c64", WITH_FLOOR, "Connection:\nclose c64"),
     Group("defaults", "plaintext-c64", ("uvicorn-default", "monoceros-default"), "defaults\n(access log)"),
     Group("h11", "plaintext-c64", ("uvicorn-h11", "monoceros-h11"), "pure Python\n(h11, asyncio)"),
-    Group("starlette-c64", "starlette-c64", PEERS, "Starlette\nc64"),
-    Group("fastapi-c64", "fastapi-c64", PEERS, "FastAPI\nc64"),
+    Group("starlette-c64", "starlette-c64", (*PEERS, BARE), "Starlette\nc64"),
+    Group("fastapi-c64", "fastapi-c64", (*PEERS, BARE), "FastAPI\nc64"),
 ]
 GROUPS_BY_NAME = {g.name: g for g in GROUPS}
 IDLE_SERVERS = ("uvicorn", "monoceros")
@@ -204,6 +208,7 @@ class TargetRow:
     met: bool | None  # None: not measured in this run
     detail: str = ""
     floor: str = "—"  # the floor's ratio to the same peer under the same load (not part of `met`)
+    bare: str = "—"  # the same for the bare ASGI call of the same app
 
 
 # --------------------------------------------------------------------------- idle connections
@@ -408,7 +413,8 @@ def http_row(
     attr: str = "rps",
     floor: bool = False,
 ) -> TargetRow:
-    """``floor``: also the floor's ratio to the same peer (its groups run it next to the peers)."""
+    """``floor``: also the floor's and the bare ASGI call's ratios to the same peer (their groups
+    run them next to the peers; a group without them shows —)."""
     cell, ref = cells.get((server, scenario)), cells.get((peer, scenario))
     mine = getattr(cell, attr) if cell else None
     theirs = getattr(ref, attr) if ref else None
@@ -420,13 +426,15 @@ def http_row(
         detail = f"{server} {fmt.format(mine)} vs {peer} {fmt.format(theirs)} {unit}"
     target = f"{op} {goal:g}x {peer}"
     flags = "".join(dict.fromkeys((_flags(cell, quiet) + _flags(ref, quiet)).split()))
-    floor_txt = "—"
+    ceilings = ["—", "—"]
     if floor:
-        floor_cell = cells.get((FLOOR, scenario))
-        floor_ratio = _ratio(getattr(floor_cell, attr) if floor_cell else None, theirs)
-        floor_txt = _fmt_ratio(floor_ratio) + (_flags(floor_cell, quiet) if floor_ratio is not None else "")
+        for i, name in enumerate(NOT_PEERS):
+            c = cells.get((name, scenario))
+            r = _ratio(getattr(c, attr) if c else None, theirs)
+            if r is not None:
+                ceilings[i] = _fmt_ratio(r) + _flags(c, quiet)
     return TargetRow(row, target, _fmt_ratio(ratio) + (" " + flags if flags else ""),
-                     _op_met(ratio, op, goal), detail, floor_txt)  # fmt: skip
+                     _op_met(ratio, op, goal), detail, *ceilings)  # fmt: skip
 
 
 def target_rows(
@@ -459,8 +467,8 @@ def target_rows(
     ]  # fmt: skip
     rows.append(idle_row(idle))
     rows += [
-        row("FastAPI hello world, c64", "fastapi-c64", "monoceros", "uvicorn", ">=", 1.3),
-        row("Starlette hello world, c64", "starlette-c64", "monoceros", "uvicorn", ">=", 1.3),
+        with_floor("FastAPI hello world, c64", "fastapi-c64", "monoceros", "uvicorn", ">=", 1.3),
+        with_floor("Starlette hello world, c64", "starlette-c64", "monoceros", "uvicorn", ">=", 1.3),
     ]
     rows.append(syscall_row(traces))
     rows += ws_rows(ws)
@@ -585,7 +593,7 @@ def chart_groups(
         ratios = {}
         for name in g.servers:
             r = _ratio(c.rps if (c := cells.get((name, g.scenario))) else None, ref.rps if ref else None)
-            if r is not None and name != FLOOR:  # the floor is in the targets table, not the chart
+            if r is not None and name not in NOT_PEERS:  # the floors are in the targets table, not the chart
                 ratios[name.split("-")[0]] = r  # "monoceros-h11" is monoceros' bar in the h11 group
         if ratios:
             out.append((g.label, ratios))
@@ -598,10 +606,13 @@ def chart_groups(
 
 
 def render_targets(rows: list[TargetRow]) -> list[str]:
-    out = ["| row | target | measured | met | floor (no ASGI) | detail |", "|---|---|---:|:---:|---:|---|"]
+    out = [
+        "| row | target | measured | met | floor (no ASGI) | bare ASGI call | detail |",
+        "|---|---|---:|:---:|---:|---:|---|",
+    ]
     for r in rows:
         met = "—" if r.met is None else ("yes" if r.met else "**no**")
-        out.append(f"| {r.row} | {r.target} | {r.measured} | {met} | {r.floor} | {r.detail} |")
+        out.append(f"| {r.row} | {r.target} | {r.measured} | {met} | {r.floor} | {r.bare} | {r.detail} |")
     return out
 
 
@@ -891,7 +902,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             "canned bytes, raw WebSocket echo; no ASGI, no app) under the same load against the same peer: "
             "the ceiling any Python server reaches on this machine. It is not a peer and never counts for "
             "*met*; ¹ there means the client was the limit, so the ceiling is higher. — = no floor for that "
-            "row.", ""]  # fmt: skip
+            "row.", "",
+            "*bare ASGI call*: the same ratio for `bench/floor.py asgi --inline` serving the row's own "
+            "app (the raw apps, Starlette, FastAPI): per request a scope and one call of the app, stepped at "
+            "once without a Task (as monoceros' eager start does), with nothing checked, limited or timed. "
+            "It is not a server either: it shows what the ASGI call itself leaves of the floor, the ceiling "
+            "of any ASGI server that runs the app this way.", ""]  # fmt: skip
     if groups_chart:
         body += ["## Throughput relative to uvicorn (the chart)", "", *render_chart_table(groups_chart), ""]
     if samples:
