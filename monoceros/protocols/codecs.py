@@ -413,12 +413,9 @@ class HttpToolsCodec(_Codec):
         return parser
 
     # -- llhttp callbacks -----------------------------------------------------
-    def on_message_begin(self) -> None:
-        if not self._synthetic:
-            self._url = b""
-            self._headers = []
-            self._ows = False
-
+    # (No on_message_begin: httptools calls only the callbacks that exist, and
+    # the per-message state is reset where each message's head and trailers
+    # are done with, which saves a Python call per request.)
     def on_url(self, url: bytes) -> None:
         if not self._synthetic:
             self._url += url
@@ -447,7 +444,10 @@ class HttpToolsCodec(_Codec):
         # Trailer fields (llhttp validates them; ASGI has no place for them)
         # go to a list nobody reads, as h11 drops them.
         self._headers = []
-        self._accept(req, self._ows)
+        self._url = b""
+        ows = self._ows
+        self._ows = False
+        self._accept(req, ows)
         self._phase = _P_BODY
         self._chunked = req.chunked
         self._remaining = req.content_length or 0
@@ -465,8 +465,11 @@ class HttpToolsCodec(_Codec):
         if self._resume_body:
             return  # not the end: llhttp skipped the body (see _feed)
         trailers = self._headers
-        if trailers and sum(len(n) + len(v) + 4 for n, v in trailers) + 2 > self._max_head:
-            raise RemoteProtocolError("trailer section too large", 431)
+        if trailers:
+            self._headers = []
+            self._ows = False
+            if sum(len(n) + len(v) + 4 for n, v in trailers) + 2 > self._max_head:
+                raise RemoteProtocolError("trailer section too large", 431)
         if self._chunked and not self._last and not self._parser.should_keep_alive():
             # llhttp stops at a message it considers final (e.g. a trailer
             # said "Connection: close"); as we keep the connection, the next

@@ -138,6 +138,15 @@ def test_trailers_do_not_reach_the_request_headers():
     assert events[0][4] == ((b"host", b"example.com"), (b"transfer-encoding", b"chunked"))
 
 
+def test_trailers_do_not_reach_the_next_request():
+    # Trailer fields (one ending in whitespace) then a pipelined GET: its head
+    # is its own, nothing of the trailers, nothing stripped that was not there.
+    events = both(chunked(b"3\r\nabc\r\n0\r\nX-T: 1 \r\n\r\n") + get(b"X-Next: n"))
+    heads = [e for e in events if e[0] == "request"]
+    assert len(heads) == 2
+    assert heads[1][4] == ((b"host", b"example.com"), (b"x-next", b"n"))
+
+
 def test_trailing_whitespace_is_stripped_from_values():
     events = both(get(b"X-A: \t v v \t", b"X-B:", b"X-C: c"))
     assert events[0][4] == ((b"host", b"example.com"), (b"x-a", b"v v"), (b"x-b", b""), (b"x-c", b"c"))
