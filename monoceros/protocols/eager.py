@@ -49,6 +49,13 @@ import asyncio
 import contextvars
 import types
 from asyncio.tasks import _enter_task, _leave_task  # no public names for what a Task step does
+
+try:  # 3.11's asyncio.current_task() is Python code around this dict: look it up directly
+    from asyncio.tasks import _current_tasks  # type: ignore[attr-defined]
+
+    _task_of = _current_tasks.get
+except ImportError:  # pragma: no cover - Pythons whose current_task() is C
+    _task_of = asyncio.current_task
 from collections import deque
 from collections.abc import Callable, Coroutine, Generator
 from typing import Any, Protocol, cast
@@ -151,7 +158,7 @@ class EagerStart:
             self._queue.append((coro, context, owner))
             return
         loop = self._loop
-        if asyncio.current_task(loop) is not None:
+        if _task_of(loop) is not None:
             owner.task = loop.create_task(coro, context=context)
             return
         if hold is not None:

@@ -85,7 +85,6 @@ from monoceros.protocols.wscycle import WebSocketCycle
 
 if TYPE_CHECKING:
     from monoceros._types import Connection
-    from monoceros.protocols.eager import EagerStart
     from monoceros.server import ServerContext
 
     class UpgradedProtocol(Connection, Protocol):
@@ -773,7 +772,7 @@ class HTTP11Protocol(asyncio.Protocol):
         """An app call starts eagerly: its answer waits in ``out`` until the
         reads of this loop turn are done (see EagerStart.defer)."""
         self.out = []
-        cast("EagerStart", self.ctx.eager).defer(self._uncork)
+        self.ctx.eager.defer(self._uncork)  # type: ignore[union-attr]  # (only called when there is one)
 
     def _uncork(self) -> None:
         out = self.out
