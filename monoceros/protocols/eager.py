@@ -34,9 +34,11 @@ First steps never nest.  A call started while a first step runs (a pipelined
 request, parsed inside the previous response's ``send``) waits in a queue and
 gets its first step right after the running one, in the same loop: a
 pipelined batch is answered in one go without a Task or a loop turn per
-request.  A call started from inside a Task (a worker, the previous request's
-Task) gets a Task of its own, as before, since a first step cannot run while
-another task is current.
+request.  At most ``RUN_MAX`` first steps run that way; the calls queued
+after those get Tasks, so one client's long pipeline takes turns with the
+other connections.  A call started from inside a Task (a worker, the previous
+request's Task) gets a Task of its own, as before, since a first step cannot
+run while another task is current.
 
 A worker the app cancelled during a first step (``current_task().cancel()``)
 is not used again; the call, if it waits, goes on in a fresh Task that first
@@ -69,6 +71,11 @@ class Carried(Protocol):
 
 _Job = tuple[Coroutine[Any, Any, None], contextvars.Context, Any]
 _DONE: Any = object()  # what a first step "waits" on when the call finished
+# The most first steps one start() runs (the call, then those started during
+# the steps): a client that pipelines hundreds of requests in one packet gets
+# this many answered at once, the rest in Tasks that take turns with the other
+# connections, so it cannot hold the loop for long.
+RUN_MAX = 32
 
 
 @types.coroutine
@@ -165,6 +172,7 @@ class EagerStart:
             hold()
         self._stepping = True
         queue = self._queue
+        steps = RUN_MAX
         try:
             while True:  # this call, then those started during its first step
                 worker = self._idle
@@ -184,12 +192,15 @@ class EagerStart:
                         self._park = None
                 if waiting is not _DONE:
                     self._hand_over(worker, coro, context, waiting, owner)
-                if not queue:
+                steps -= 1
+                if not queue or not steps:
                     return
                 coro, context, owner = queue.popleft()
         finally:
             self._stepping = False
-            while queue:  # only after an exception escaped a first step
+            # Left over after RUN_MAX first steps (or an exception): Tasks,
+            # which take turns with every other connection.
+            while queue:
                 coro, context, owner = queue.popleft()
                 owner.task = loop.create_task(coro, context=context)
 
@@ -228,4 +239,4 @@ class EagerStart:
             worker.cancel()
 
 
-__all__ = ["Carried", "EagerStart"]
+__all__ = ["RUN_MAX", "Carried", "EagerStart"]

@@ -13,6 +13,7 @@ import pytest
 from memtransport import MemoryTransport
 
 from monoceros.config import Config
+from monoceros.protocols.eager import RUN_MAX
 from monoceros.protocols.http1 import BATCH_MAX, HTTP11Protocol
 from monoceros.server import ServerContext
 
@@ -75,9 +76,15 @@ def test_eagerly_answered_batch_leaves_in_one_write(http: str) -> None:
     assert paths == [b"/%d" % i for i in range(16)]
 
 
-def test_eagerly_answered_batch_is_at_most_batch_max_responses() -> None:
+def test_a_long_eager_batch_is_cut_into_turns() -> None:
+    # RUN_MAX (= BATCH_MAX) answered in the read's turn; the next goes to a
+    # Task (taking turns with other connections), and the requests parsed
+    # behind it form a pipelined batch of their own, in order.
+    assert RUN_MAX == BATCH_MAX
     writes = serve("httptools", 2 * BATCH_MAX + 1, from_loop=True)
-    assert [w.count(b"HTTP/1.1 200") for w in writes] == [BATCH_MAX, BATCH_MAX, 1]
+    assert [w.count(b"HTTP/1.1 200") for w in writes] == [BATCH_MAX, 1, BATCH_MAX]
+    paths = [part.rsplit(b"\r\n\r\n", 1)[1] for part in b"".join(writes).split(b"HTTP/1.1 ")[1:]]
+    assert paths == [b"/%d" % i for i in range(2 * BATCH_MAX + 1)]
 
 
 def test_one_eagerly_answered_request_is_one_write() -> None:

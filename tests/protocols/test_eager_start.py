@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from monoceros.protocols.eager import EagerStart
+from monoceros.protocols.eager import RUN_MAX, EagerStart
 
 
 def in_loop(fn: Callable[[], Coroutine[Any, Any, None]]) -> Callable[[], None]:
@@ -255,4 +255,31 @@ async def test_a_call_may_catch_the_cancellation_and_finish() -> None:
     task.cancel()
     await task
     assert log == ["caught", "finished"] and not task.cancelled()
+    eager.close()
+
+
+@in_loop
+async def test_at_most_run_max_first_steps_in_one_go() -> None:
+    loop = asyncio.get_running_loop()
+    eager = EagerStart(loop)
+    order: list[int] = []
+    owners = [Owner() for _ in range(RUN_MAX + 8)]
+
+    async def inner(n: int) -> None:
+        order.append(n)
+
+    async def outer() -> None:
+        for n, owner in enumerate(owners[1:], 1):
+            eager.start(inner(n), contextvars.copy_context(), owner)
+
+    def go() -> list[int]:
+        eager.start(outer(), contextvars.copy_context(), owners[0])
+        return list(order)  # what ran before start() returned
+
+    assert await _from_callback(loop, go) == list(range(1, RUN_MAX))  # the outer call and RUN_MAX - 1 more
+    late = [o.task for o in owners[RUN_MAX:]]
+    assert all(isinstance(t, asyncio.Task) for t in late)
+    assert all(o.task is None for o in owners[:RUN_MAX])
+    await asyncio.gather(*late)  # type: ignore[arg-type]
+    assert order == list(range(1, RUN_MAX + 8))
     eager.close()
