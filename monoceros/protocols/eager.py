@@ -51,6 +51,9 @@ import asyncio
 import contextvars
 import types
 from asyncio.tasks import _enter_task, _leave_task  # no public names for what a Task step does
+from collections import deque
+from collections.abc import Callable, Coroutine, Generator
+from typing import Any, Protocol, cast
 
 try:  # 3.11's asyncio.current_task() is Python code around this dict: look it up directly
     from asyncio.tasks import _current_tasks  # type: ignore[attr-defined]
@@ -58,9 +61,6 @@ try:  # 3.11's asyncio.current_task() is Python code around this dict: look it u
     _task_of = _current_tasks.get
 except ImportError:  # pragma: no cover - Pythons whose current_task() is C
     _task_of = asyncio.current_task
-from collections import deque
-from collections.abc import Callable, Coroutine, Generator
-from typing import Any, Protocol, cast
 
 
 class Carried(Protocol):
@@ -176,7 +176,9 @@ class EagerStart:
         try:
             while True:  # this call, then those started during its first step
                 worker = self._idle
-                if worker is None:
+                if worker is None or worker.cancelling():
+                    # (A worker cancelled while idle, through a Task reference an
+                    # earlier call kept: that cancellation is nobody's now.)
                     self._park = loop.create_future()
                     worker = self._idle = loop.create_task(self._work(self._park))
                 _enter_task(loop, worker)

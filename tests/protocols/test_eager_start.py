@@ -283,3 +283,30 @@ async def test_at_most_run_max_first_steps_in_one_go() -> None:
     await asyncio.gather(*late)  # type: ignore[arg-type]
     assert order == list(range(1, RUN_MAX + 8))
     eager.close()
+
+
+@in_loop
+async def test_cancelling_a_task_reference_kept_from_a_finished_call_hurts_no_later_call() -> None:
+    loop = asyncio.get_running_loop()
+    eager = EagerStart(loop)
+    kept: list[Any] = []
+    log: list[str] = []
+
+    async def keeps_its_task() -> None:
+        kept.append(asyncio.current_task())
+
+    async def waits() -> None:
+        try:
+            await asyncio.sleep(0)
+            log.append("not cancelled")
+        except asyncio.CancelledError:
+            log.append("cancelled")
+
+    await _from_callback(loop, lambda: eager.start(keeps_its_task(), contextvars.copy_context(), Owner()))
+    kept[0].cancel()  # e.g. a watchdog firing after the call was done
+    owner = Owner()
+    await _from_callback(loop, lambda: eager.start(waits(), contextvars.copy_context(), owner))
+    assert owner.task is not None and owner.task is not kept[0]
+    await owner.task
+    assert log == ["not cancelled"]
+    eager.close()
