@@ -24,6 +24,14 @@ def in_loop(fn: Callable[[], Coroutine[Any, Any, None]]) -> Callable[[], None]:
     return test
 
 
+async def start_now(eager: EagerStart, coro: Coroutine[Any, Any, None]) -> Owner:
+    """``eager.start(coro)`` from a plain loop callback; the owner it filled in."""
+    owner = Owner()
+    context = contextvars.copy_context()
+    await _from_callback(asyncio.get_running_loop(), lambda: eager.start(coro, context, owner))
+    return owner
+
+
 class Owner:
     def __init__(self) -> None:
         self.task: asyncio.Task[None] | None = None
@@ -79,13 +87,11 @@ async def test_a_call_that_waits_goes_on_in_its_worker() -> None:
         tasks.append(asyncio.current_task())
         return var.get()
 
-    owner = Owner()
-    await _from_callback(loop, lambda: eager.start(call(1), contextvars.copy_context(), owner))
+    owner = await start_now(eager, call(1))
     worker = owner.task
     assert worker is tasks[0] and worker in eager.busy
     # The next call gets a new worker.
-    other = Owner()
-    await _from_callback(loop, lambda: eager.start(call(2), contextvars.copy_context(), other))
+    other = await start_now(eager, call(2))
     assert other.task is tasks[1] and other.task is not worker
     gate.set_result(None)
     await asyncio.gather(worker, other.task)
@@ -166,8 +172,7 @@ async def test_a_call_ending_cancelled_in_its_first_step_is_quiet() -> None:
     async def call() -> None:
         raise asyncio.CancelledError
 
-    owner = Owner()
-    await _from_callback(loop, lambda: eager.start(call(), contextvars.copy_context(), owner))
+    owner = await start_now(eager, call())
     assert owner.task is None
     eager.close()
 
@@ -194,68 +199,47 @@ async def test_a_worker_cancelled_during_a_first_step_is_not_reused() -> None:
         seen.append(task)
         task.cancel()
 
-    owner = Owner()
-    context = contextvars.copy_context()
-    await _from_callback(loop, lambda: eager.start(cancels_itself_and_waits(), context, owner))
+    owner = await start_now(eager, cancels_itself_and_waits())
     assert owner.task is not None and owner.task is not seen[0]
     await owner.task
     assert seen[1] == "cancelled"
-    second = Owner()
-    await _from_callback(loop, lambda: eager.start(cancels_itself(), contextvars.copy_context(), second))
-    third = Owner()
-    await _from_callback(loop, lambda: eager.start(cancels_itself(), contextvars.copy_context(), third))
+    second = await start_now(eager, cancels_itself())
+    third = await start_now(eager, cancels_itself())
     assert seen[2] is not seen[3]  # the cancelled worker was dropped
     assert second.task is None and third.task is None
     eager.close()
 
 
-@in_loop
-async def test_cancelling_a_busy_worker_reaches_the_call() -> None:
-    loop = asyncio.get_running_loop()
-    eager = EagerStart(loop)
-    log: list[str] = []
+@pytest.mark.parametrize("catches", [False, True], ids=["re-raises", "catches"])
+def test_cancelling_a_busy_worker_reaches_the_call(catches: bool) -> None:
+    async def main() -> None:
+        eager = EagerStart(asyncio.get_running_loop())
+        log: list[str] = []
 
-    async def call() -> None:
-        try:
-            await asyncio.sleep(60)
-        except asyncio.CancelledError:
-            log.append("cancelled")
-            raise
+        async def call() -> None:
+            try:
+                await asyncio.sleep(60)
+            except asyncio.CancelledError:
+                log.append("cancelled")
+                if not catches:
+                    raise
+            log.append("finished")
 
-    owner = Owner()
-    await _from_callback(loop, lambda: eager.start(call(), contextvars.copy_context(), owner))
-    task = owner.task
-    assert task is not None
-    await asyncio.sleep(0)
-    task.cancel()
-    with pytest.raises(asyncio.CancelledError):
-        await task
-    assert log == ["cancelled"] and not eager.busy
-    eager.close()
+        task = (await start_now(eager, call())).task
+        assert task is not None
+        await asyncio.sleep(0)
+        task.cancel()
+        if catches:
+            await task
+            assert log == ["cancelled", "finished"] and not task.cancelled()
+        else:
+            with pytest.raises(asyncio.CancelledError):
+                await task
+            assert log == ["cancelled"]
+        assert not eager.busy
+        eager.close()
 
-
-@in_loop
-async def test_a_call_may_catch_the_cancellation_and_finish() -> None:
-    loop = asyncio.get_running_loop()
-    eager = EagerStart(loop)
-    log: list[str] = []
-
-    async def call() -> None:
-        try:
-            await asyncio.sleep(60)
-        except asyncio.CancelledError:
-            log.append("caught")
-        log.append("finished")
-
-    owner = Owner()
-    await _from_callback(loop, lambda: eager.start(call(), contextvars.copy_context(), owner))
-    task = owner.task
-    assert task is not None
-    await asyncio.sleep(0)
-    task.cancel()
-    await task
-    assert log == ["caught", "finished"] and not task.cancelled()
-    eager.close()
+    asyncio.run(main())
 
 
 @in_loop
@@ -302,10 +286,9 @@ async def test_cancelling_a_task_reference_kept_from_a_finished_call_hurts_no_la
         except asyncio.CancelledError:
             log.append("cancelled")
 
-    await _from_callback(loop, lambda: eager.start(keeps_its_task(), contextvars.copy_context(), Owner()))
+    await start_now(eager, keeps_its_task())
     kept[0].cancel()  # e.g. a watchdog firing after the call was done
-    owner = Owner()
-    await _from_callback(loop, lambda: eager.start(waits(), contextvars.copy_context(), owner))
+    owner = await start_now(eager, waits())
     assert owner.task is not None and owner.task is not kept[0]
     await owner.task
     assert log == ["not cancelled"]
