@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any, Protocol
 
@@ -32,4 +33,14 @@ class Connection(Protocol):
         """Shutdown ran out of time: close now, cancel the app."""
 
 
-__all__ = ["ASGIApp", "Connection", "Headers", "Message", "Receive", "Scope", "Send"]
+class UpgradedProtocol(Connection, Protocol):
+    """A protocol an upgrade hands the connection to
+    (:meth:`~monoceros.protocols.http1.HTTP11Protocol.hand_over`); also an
+    :class:`asyncio.Protocol`.  (Here rather than in http1, which mypyc
+    compiles: it takes no class nested in a block.)"""
+
+    def take_over(self, transport: asyncio.Transport, data: bytes) -> None:
+        """Start on ``transport``, whose first ``data`` were already read."""
+
+
+__all__ = ["ASGIApp", "Connection", "Headers", "Message", "Receive", "Scope", "Send", "UpgradedProtocol"]

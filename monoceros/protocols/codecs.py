@@ -592,9 +592,11 @@ def _raw_fields(head: bytes) -> list[tuple[bytes, bytes]]:
     lower-cased, values without leading whitespace, duplicates and lists as
     sent (h11 merges ``Content-Length`` duplicates and lower-cases
     ``Transfer-Encoding``, which would hide what check_request must see)."""
-    block = head[head.find(b"\r\n") + 2 : -4]
-    if not block:
+    start = head.find(b"\r\n") + 2
+    end = len(head) - 4
+    if start >= end:  # (not head[start:-4]: mypyc's slice fails when start > end)
         return []
+    block = head[start:end]
     fields = []
     for line in block.split(b"\r\n"):
         name, _, value = line.partition(b":")

@@ -534,13 +534,15 @@ class RequestCycle:
                     kind = None
                 if kind is None:
                     name, value = item
+                    if type(name) is not bytes or type(value) is not bytes:
+                        name, value = bytes(name), bytes(value)  # bytearray, memoryview...
                     kind = _header_kind(name, value)
-                    if type(item) is tuple and type(name) is bytes and type(value) is bytes:
+                    if type(item) is tuple and item[0] is name and item[1] is value:
                         if len(_CHECKED) >= _CHECKED_MAX:
                             _CHECKED.clear()
                         _CHECKED[item] = kind
                     else:
-                        item = (bytes(name), bytes(value))
+                        item = (name, value)
                 if kind == _PLAIN:
                     checked.append(item)
                 elif kind == _CONTENT_LENGTH:

@@ -70,7 +70,7 @@ import enum
 import logging
 import sys
 from collections.abc import Awaitable
-from typing import TYPE_CHECKING, Any, BinaryIO, Final, Protocol, cast
+from typing import TYPE_CHECKING, Any, BinaryIO, Final, cast
 from urllib.parse import unquote
 
 from monoceros._types import Headers
@@ -84,14 +84,8 @@ from monoceros.protocols.wscodecs import WS_CODECS
 from monoceros.protocols.wscycle import WebSocketCycle
 
 if TYPE_CHECKING:
-    from monoceros._types import Connection
+    from monoceros._types import UpgradedProtocol
     from monoceros.server import ServerContext
-
-    class UpgradedProtocol(Connection, Protocol):
-        """A protocol an upgrade hands the connection to (:meth:`HTTP11Protocol.hand_over`);
-        also an :class:`asyncio.Protocol`."""
-
-        def take_over(self, transport: asyncio.Transport, data: bytes) -> None: ...
 
 logger = logging.getLogger("monoceros.error")
 
