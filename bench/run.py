@@ -130,6 +130,11 @@ def _floor_asgi(inline: bool) -> ArgvBuilder:
     return build
 
 
+def _pure(build: ArgvBuilder) -> ArgvBuilder:
+    """``build`` under MONOCEROS_PURE=1."""
+    return lambda target, port: ["env", "MONOCEROS_PURE=1", *build(target, port)]
+
+
 SERVERS: list[Server] = [
     Server("uvicorn", _uvicorn_style("uvicorn", "httptools", "uvloop"), "uvicorn.__main__",
            ("uvicorn", "httptools", "uvloop")),
@@ -137,6 +142,9 @@ SERVERS: list[Server] = [
            ("uvicorn", "h11")),
     Server("monoceros", _uvicorn_style("monoceros", "httptools", "uvloop"), "monoceros.__main__",
            ("monoceros", "httptools", "uvloop")),
+    # The same with the pure-Python modules where compiled ones are built (monoceros/compiled.py).
+    Server("monoceros-pure", _pure(_uvicorn_style("monoceros", "httptools", "uvloop")), "monoceros.__main__",
+           ("monoceros", "httptools", "uvloop"), default=False),
     Server("monoceros-h11", _uvicorn_style("monoceros", "h11", "asyncio"), "monoceros.__main__",
            ("monoceros", "h11"), baseline="uvicorn-h11"),
     Server("granian", _granian, "granian.__main__", ("granian",)),
@@ -1048,10 +1056,23 @@ def environment_versions(dists: Sequence[str] = ()) -> dict[str, str]:
         "kernel": platform.release(),
         "cpu": cpu_model(),
         "monoceros git": git_revision(),
+        "monoceros build": monoceros_build(),
     }
     for dist in dists:
         versions.setdefault(dist, package_version(dist))
     return versions
+
+
+def monoceros_build() -> str:
+    """Whether ``python -m monoceros`` from the repository runs compiled modules."""
+    code = "import monoceros.compiled as c; print('compiled (mypyc)' if c.is_compiled() else 'pure Python')"
+    try:
+        out = subprocess.run(
+            [PY, "-c", code], cwd=REPO_ROOT, env=server_env(), capture_output=True, text=True, timeout=60
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return "unknown"
+    return out.stdout.strip() or "unknown"
 
 
 def display_command(server: Server, cpu: int) -> str:
