@@ -21,6 +21,8 @@ def access_records(caplog: pytest.LogCaptureFixture) -> Iterator[pytest.LogCaptu
     (``access_log=False`` disables the logger for the whole process, as in uvicorn)."""
     logger = logging.getLogger(ACCESS)
     saved = (logger.handlers[:], logger.propagate, logger.disabled, logger.level)
+    # An earlier test's access_log=False may have left it disabled and not propagating.
+    logger.disabled, logger.propagate = False, True
     caplog.set_level(logging.INFO, logger=ACCESS)
     try:
         yield caplog
