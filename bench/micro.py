@@ -65,8 +65,8 @@ class FakeTransport:
 def make_protocol(server: str, http: str, proxy_headers: bool) -> Any:
     if server == "monoceros":
         from monoceros import Config
+        from monoceros.context import ServerContext
         from monoceros.protocols.http1 import HTTP11Protocol
-        from monoceros.server import ServerContext
 
         loaded = Config(
             plaintext, http=http, log_config=None, access_log=False, proxy_headers=proxy_headers

@@ -66,8 +66,8 @@ def make_protocol(server: str) -> Any:
     }
     if server.startswith("monoceros"):
         from monoceros import Config
+        from monoceros.context import ServerContext
         from monoceros.protocols.http1 import HTTP11Protocol
-        from monoceros.server import ServerContext
 
         loaded = Config(echo, http="httptools", **kwargs).load()
         return HTTP11Protocol(ServerContext(loaded, asyncio.get_running_loop()))

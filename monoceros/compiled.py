@@ -35,6 +35,7 @@ from types import ModuleType
 #: The compiled modules: the ones every HTTP/1.1 request runs through, and
 #: none that imports app code or is patched by tests at run time.
 MODULES: tuple[str, ...] = (
+    "monoceros.context",
     "monoceros.protocols.codecs",
     "monoceros.protocols.cycle",
     "monoceros.protocols.eager",
@@ -68,9 +69,7 @@ def prefer_source() -> None:
 
 def is_compiled() -> bool:
     """Whether this process runs the compiled modules (all of them)."""
-    from monoceros.protocols import codecs, cycle, eager, headers, http1
-
-    return all(_compiled(module) for module in (codecs, cycle, eager, headers, http1))
+    return all(_compiled(importlib.import_module(name)) for name in MODULES)
 
 
 def _compiled(module: ModuleType) -> bool:

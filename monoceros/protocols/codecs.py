@@ -95,10 +95,10 @@ class _Marker:
         return self.name
 
 
-END_OF_MESSAGE = _Marker("END_OF_MESSAGE")
-NEED_DATA = _Marker("NEED_DATA")
-PAUSED = _Marker("PAUSED")
-CLOSED = _Marker("CLOSED")
+END_OF_MESSAGE: Final = _Marker("END_OF_MESSAGE")
+NEED_DATA: Final = _Marker("NEED_DATA")
+PAUSED: Final = _Marker("PAUSED")
+CLOSED: Final = _Marker("CLOSED")
 
 Event = Request | Data | _Marker
 
@@ -143,7 +143,7 @@ _P_PAUSED: Final = _Phase.PAUSED
 _P_CLOSED: Final = _Phase.CLOSED
 
 
-_MAX_CHUNK_SIZE = 0xFFFF_FFFF_FFFF_FFFF  # llhttp keeps chunk sizes in 64 bits
+_MAX_CHUNK_SIZE: Final = 0xFFFF_FFFF_FFFF_FFFF  # llhttp keeps chunk sizes in 64 bits
 
 
 def _first_bare(buf: bytes, start: int, stop: int) -> int:
@@ -569,7 +569,7 @@ _FIELD_VALUE = rb"[\t\x20-\x7e\x80-\xff]*"
 _FIELD_LINE = re.compile(rb"(%s+):%s" % (_TOKEN, _FIELD_VALUE))
 _FIELD_PREFIX = re.compile(rb"(%s*)|(%s+):%s\r?|\r" % (_TOKEN, _TOKEN, _FIELD_VALUE))
 # Framing fields llhttp refuses in a trailer section (RFC 9110 §6.5.1).
-_FRAMING_FIELDS = (b"content-length", b"transfer-encoding")
+_FRAMING_FIELDS: Final = (b"content-length", b"transfer-encoding")
 
 
 class _Chunk(enum.Enum):
@@ -770,7 +770,7 @@ class H11Codec(_Codec):
         return 0
 
 
-def make_codec(name: str, max_head_size: int, max_request_line: int) -> H1Codec:
+def make_codec(name: str, max_head_size: int, max_request_line: int) -> _Codec:
     """The codec called ``name`` ('httptools' or 'h11')."""
     if name == "httptools":
         return HttpToolsCodec(max_head_size, max_request_line)

@@ -62,20 +62,17 @@ import enum
 import logging
 import os
 from collections.abc import Awaitable
-from typing import TYPE_CHECKING, Any, BinaryIO, Final, Protocol
+from typing import Any, BinaryIO, Final, Protocol
 
-from monoceros._types import Headers, Message, Scope
+from monoceros._types import ASGIApp, Headers, Message, Scope
 from monoceros.errors import ASGIMessageError, ClientDisconnected
 from monoceros.protocols.headers import STATUS_PHRASES, validate_header
-
-if TYPE_CHECKING:
-    from monoceros.server import ServerContext
 
 logger = logging.getLogger("monoceros.error")
 
 # Read flow control: stop reading the socket while this much body waits for
 # the app to call receive().
-HIGH_WATER = 64 * 1024
+HIGH_WATER: Final = 64 * 1024
 
 
 class RequestState(enum.Enum):
@@ -112,7 +109,19 @@ RESP_DONE: Final = ResponseState.DONE
 # Request body bytes read per step when a file is copied into the response
 # (pathsend / zerocopysend where the carrier cannot sendfile): the memory a
 # file response holds at once.
-FILE_CHUNK = 256 * 1024
+FILE_CHUNK: Final = 256 * 1024
+
+
+class CycleContext(Protocol):
+    """What a cycle needs of the server (a :class:`~monoceros.context.ServerContext`).
+    A protocol rather than the class: tests stand in for it, and the few reads
+    per request it costs in the compiled build are not on a hot spot."""
+
+    loop: asyncio.AbstractEventLoop
+    app: ASGIApp
+    access_log: bool
+
+    def log_access(self, cycle: RequestCycle) -> None: ...
 
 
 class StreamSink(Protocol):
@@ -149,14 +158,14 @@ class StreamSink(Protocol):
     def cycle_done(self, cycle: RequestCycle) -> None: ...
 
 
-_NO_BODY_STATUS = frozenset((204, 304))
+_NO_BODY_STATUS: Final = frozenset((204, 304))
 
 # What a response header is to the server.
-_PLAIN = 0
-_CONTENT_LENGTH = 1
-_CONNECTION = 2  # the server writes its own; a "close" is honoured
-_FRAMING = 3  # Transfer-Encoding: the server frames the body itself
-_DEFAULT = 4  # Server, Date: the app's replaces the default one
+_PLAIN: Final = 0
+_CONTENT_LENGTH: Final = 1
+_CONNECTION: Final = 2  # the server writes its own; a "close" is honoured
+_FRAMING: Final = 3  # Transfer-Encoding: the server frames the body itself
+_DEFAULT: Final = 4  # Server, Date: the app's replaces the default one
 
 # Response headers already validated, and their kind.  Apps send the same
 # few headers over and over; a lookup is several times cheaper than the two
@@ -211,7 +220,7 @@ class RequestCycle:
 
     def __init__(
         self,
-        ctx: ServerContext,
+        ctx: CycleContext,
         sink: StreamSink,
         scope: Scope,
         method: str,
@@ -712,4 +721,12 @@ class RequestCycle:
         self._send_body(body, False)
 
 
-__all__ = ["FILE_CHUNK", "HIGH_WATER", "RequestCycle", "RequestState", "ResponseState", "StreamSink"]
+__all__ = [
+    "FILE_CHUNK",
+    "HIGH_WATER",
+    "CycleContext",
+    "RequestCycle",
+    "RequestState",
+    "ResponseState",
+    "StreamSink",
+]

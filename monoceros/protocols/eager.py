@@ -53,7 +53,7 @@ import types
 from asyncio.tasks import _enter_task, _leave_task  # no public names for what a Task step does
 from collections import deque
 from collections.abc import Callable, Coroutine, Generator
-from typing import Any, Protocol, cast
+from typing import Any, Final, Protocol, cast
 
 try:  # 3.11's asyncio.current_task() is Python code around this dict: look it up directly
     from asyncio.tasks import _current_tasks  # type: ignore[attr-defined]
@@ -70,12 +70,12 @@ class Carried(Protocol):
 
 
 _Job = tuple[Coroutine[Any, Any, None], contextvars.Context, Any]
-_DONE: Any = object()  # what a first step "waits" on when the call finished
+_DONE: Final[Any] = object()  # what a first step "waits" on when the call finished
 # The most first steps one start() runs (the call, then those started during
 # the steps): a client that pipelines hundreds of requests in one packet gets
 # this many answered at once, the rest in Tasks that take turns with the other
 # connections, so it cannot hold the loop for long.
-RUN_MAX = 32
+RUN_MAX: Final = 32
 
 
 @types.coroutine

@@ -67,6 +67,7 @@ from __future__ import annotations
 
 import re
 from http import HTTPStatus
+from typing import Final
 
 from monoceros.errors import RemoteProtocolError
 
@@ -87,13 +88,13 @@ _CODING = re.compile(rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 
 # The methods llhttp (httptools' parser) accepts in an HTTP/1.x request line;
 # see the module docstring.
-KNOWN_METHODS = frozenset(
+KNOWN_METHODS: Final = frozenset(
     b"DELETE GET HEAD POST PUT CONNECT OPTIONS TRACE COPY LOCK MKCOL MOVE PROPFIND "
     b"PROPPATCH SEARCH UNLOCK BIND REBIND UNBIND ACL REPORT MKACTIVITY CHECKOUT MERGE "
     b"M-SEARCH NOTIFY SUBSCRIBE UNSUBSCRIBE PATCH PURGE MKCALENDAR LINK UNLINK SOURCE QUERY".split()
 )
 
-STATUS_PHRASES: dict[int, bytes] = {s.value: s.phrase.encode("ascii") for s in HTTPStatus}
+STATUS_PHRASES: Final[dict[int, bytes]] = {s.value: s.phrase.encode("ascii") for s in HTTPStatus}
 
 
 def validate_header(name: bytes, value: bytes) -> bool:

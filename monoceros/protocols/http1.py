@@ -85,22 +85,22 @@ from monoceros.protocols.wscycle import WebSocketCycle
 
 if TYPE_CHECKING:
     from monoceros._types import UpgradedProtocol
-    from monoceros.server import ServerContext
+    from monoceros.context import ServerContext
 
 logger = logging.getLogger("monoceros.error")
 
-STATUS_LINES: dict[int, bytes] = {
+STATUS_LINES: Final[dict[int, bytes]] = {
     code: b"HTTP/1.1 %d %s\r\n" % (code, phrase) for code, phrase in STATUS_PHRASES.items()
 }
-_METHODS: dict[bytes, str] = {}
+_METHODS: Final[dict[bytes, str]] = {}
 # The start of the HTTP/2 connection preface (RFC 9113 §3.4): enough to tell
 # it from any HTTP/1.1 request ("PRI" is no method we serve).
-PREFACE_START = b"PRI * HTTP/2.0\r\n"
+PREFACE_START: Final = b"PRI * HTTP/2.0\r\n"
 # The most whole responses of a pipelined batch sent in one write (see _cork).
-BATCH_MAX = 32
+BATCH_MAX: Final = 32
 # How much of a connection's first bytes fail() may look at.
-_FIRST_LINE = 64
-SWITCHING_TO_H2C = b"HTTP/1.1 101 Switching Protocols\r\nconnection: Upgrade\r\nupgrade: h2c\r\n\r\n"
+_FIRST_LINE: Final = 64
+SWITCHING_TO_H2C: Final = b"HTTP/1.1 101 Switching Protocols\r\nconnection: Upgrade\r\nupgrade: h2c\r\n\r\n"
 
 
 class ConnState(enum.Enum):
@@ -126,19 +126,19 @@ _UPGRADING: Final = ConnState.UPGRADING
 # rest on the wire.  Up to this much of it is read and dropped to keep the
 # connection; a longer rest (or one that may never come, see _can_drain) gets
 # the connection closed instead.
-DRAIN_LIMIT = 1024 * 1024
+DRAIN_LIMIT: Final = 1024 * 1024
 
 # At graceful shutdown, an idle connection is closed once it has been idle
 # this long (see HTTP11Protocol.shutdown).
-SHUTDOWN_IDLE_GRACE = 0.5
+SHUTDOWN_IDLE_GRACE: Final = 0.5
 
 # After a refusal, how much of what the client still sends is read and
 # dropped, and for how long, before the close (see HTTP11Protocol._linger).
-LINGER_BYTES = 1024 * 1024
-LINGER_SECONDS = 2.0
+LINGER_BYTES: Final = 1024 * 1024
+LINGER_SECONDS: Final = 2.0
 
 # create_task(context=...) exists from Python 3.11 on.
-_TASK_CONTEXT = sys.version_info >= (3, 11)
+_TASK_CONTEXT: Final = sys.version_info >= (3, 11)
 
 
 def render_error(status: int, default_headers: bytes, headers: Headers | None = None) -> bytes:

@@ -79,8 +79,8 @@ from monoceros.protocols.wscodecs import WS_CODECS
 from monoceros.protocols.wscycle import WebSocketCycle
 
 if TYPE_CHECKING:
+    from monoceros.context import ServerContext
     from monoceros.protocols.http1 import HTTP11Protocol
-    from monoceros.server import ServerContext
 
 logger = logging.getLogger("monoceros.error")
 

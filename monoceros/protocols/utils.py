@@ -13,8 +13,8 @@ from urllib.parse import unquote
 from monoceros._types import Headers
 
 if TYPE_CHECKING:
+    from monoceros.context import ServerContext
     from monoceros.protocols.cycle import RequestCycle
-    from monoceros.server import ServerContext
 
 # create_task(context=...) exists from Python 3.11 on.
 _TASK_CONTEXT = sys.version_info >= (3, 11)

@@ -31,8 +31,8 @@ from monoceros.errors import ASGIMessageError, RemoteProtocolError
 from monoceros.protocols.headers import Request, validate_header
 
 if TYPE_CHECKING:
+    from monoceros.context import ServerContext
     from monoceros.protocols.wscycle import WebSocketCycle
-    from monoceros.server import ServerContext
 
 logger = logging.getLogger("monoceros.error")
 

@@ -56,8 +56,8 @@ from monoceros.errors import ASGIMessageError, ClientDisconnected
 from monoceros.protocols.wscodecs import PONG, Close, Failed, WSCodec
 
 if TYPE_CHECKING:
+    from monoceros.context import ServerContext
     from monoceros.protocols.cycle import RequestCycle
-    from monoceros.server import ServerContext
 
 logger = logging.getLogger("monoceros.error")
 

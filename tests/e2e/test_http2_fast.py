@@ -23,9 +23,9 @@ from h2tools import H2Client, Reply
 from memtransport import MemoryTransport
 
 from monoceros.config import Config
+from monoceros.context import ServerContext
 from monoceros.protocols.http1 import HTTP11Protocol
 from monoceros.protocols.http2 import PREFACE, FastStream, H2Protocol
-from monoceros.server import ServerContext
 
 ErrorCodes = h2.errors.ErrorCodes
 SETTINGS = h2.settings.SettingCodes

@@ -13,9 +13,9 @@ import pytest
 from memtransport import MemoryTransport
 
 from monoceros.config import Config
+from monoceros.context import ServerContext
 from monoceros.protocols.eager import RUN_MAX
 from monoceros.protocols.http1 import BATCH_MAX, HTTP11Protocol
-from monoceros.server import ServerContext
 
 
 async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
