@@ -907,7 +907,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             "app (the raw apps, Starlette, FastAPI): per request a scope and one call of the app, stepped at "
             "once without a Task (as monoceros' eager start does), with nothing checked, limited or timed. "
             "It is not a server either: it shows what the ASGI call itself leaves of the floor, the ceiling "
-            "of any ASGI server that runs the app this way.", ""]  # fmt: skip
+            "of an ASGI server in interpreted Python that runs the app this way (its own code is interpreted "
+            "too; monoceros' compiled request path, monoceros/compiled.py, can pass it).", ""]  # fmt: skip
     if groups_chart:
         body += ["## Throughput relative to uvicorn (the chart)", "", *render_chart_table(groups_chart), ""]
     if samples:
