@@ -61,7 +61,7 @@ import asyncio
 import enum
 import logging
 import os
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Mapping
 from typing import Any, BinaryIO, Final, Protocol
 
 from monoceros._types import ASGIApp, Headers, Message, Scope
@@ -345,16 +345,25 @@ class RequestCycle:
         """ASGI ``send``: response start, body, and the extensions we support."""
         if self.req_state is REQ_DISCONNECTED:
             raise ClientDisconnected("the client disconnected")
+        # A dict-typed name for the message: compiled, its lookups are dict
+        # operations rather than method calls by name (any other mapping is copied).
+        msg: dict[str, Any]
         try:
-            mtype = message["type"]
+            if type(message) is dict:
+                msg = message
+            elif isinstance(message, Mapping):
+                msg = dict(message)
+            else:
+                raise TypeError
+            mtype = msg["type"]
         except (KeyError, TypeError):
             raise ASGIMessageError(f"an ASGI message must be a dict with a 'type', got {message!r}") from None
         state = self.resp_state
         if mtype == "http.response.body":
             if state is not RESP_BODY:
                 raise ASGIMessageError(self._unexpected(mtype))
-            body = message.get("body", b"")
-            more = message.get("more_body", False)
+            body = msg.get("body", b"")
+            more = msg.get("more_body", False)
             if type(body) is not bytes:
                 if not isinstance(body, (bytes, bytearray, memoryview)):
                     raise ASGIMessageError(f"'body' must be bytes, got {type(body).__name__}")
@@ -369,7 +378,7 @@ class RequestCycle:
         elif mtype == "http.response.start":
             if state is not RESP_START:
                 raise ASGIMessageError(self._unexpected(mtype))
-            self._start(message)
+            self._start(msg)
         else:
             await self._extension(mtype, message)
 
@@ -519,7 +528,7 @@ class RequestCycle:
             return f"Expected ASGI message 'http.response.trailers', but got {mtype!r}."
         return f"Expected ASGI message 'http.response.body', but got {mtype!r}."
 
-    def _start(self, message: Message) -> None:
+    def _start(self, message: dict[str, Any]) -> None:
         status = message.get("status")
         if type(status) is not int:
             # An IntEnum such as http.HTTPStatus is fine; bool is not a status.
