@@ -11,7 +11,7 @@ active ones finish their current response (they close after it), waits on a
 as the bound, cancels what is left, and runs lifespan shutdown.  Nothing
 polls: readiness is ``started`` (an event), drain is an event.
 
-A :class:`ServerContext` is what every connection shares: the app, the
+A :class:`~monoceros.context.ServerContext` is what every connection shares: the app, the
 limits, the default headers (refreshed once a second for ``Date``), the
 counters.  Its once-a-second sweep is also what enforces the keep-alive and
 request-head timeouts, so no request pays for a timer.
@@ -31,15 +31,12 @@ import sys
 import threading
 import time
 from collections.abc import Awaitable, Iterator
-from typing import TYPE_CHECKING, Any, cast
+from typing import Any, cast
 
 from monoceros.config import BindSpec, Config, LoadedConfig
 from monoceros.context import ServerContext
 from monoceros.errors import StartupError
 from monoceros.lifespan import Lifespan
-
-if TYPE_CHECKING:
-    pass
 
 logger = logging.getLogger("monoceros.error")
 
