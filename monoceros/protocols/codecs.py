@@ -12,12 +12,12 @@ is made safe: the connection never sees request N+1 before it finished
 answering request N.  (With nothing buffered, a finished message gives
 :data:`NEED_DATA`, so the caller keeps reading and sees an EOF.)
 
-Both codecs share one skeleton (:class:`_Codec`) that decides *where* each
+Both codecs share one skeleton (:class:`H1Codec`) that decides *where* each
 message starts and ends; the parsers only decide *what* the bytes mean:
 
 ``HEAD``    bytes are collected until a complete head is there.  Leading empty
             lines (any CR and LF before a request line, as llhttp skips them)
-            are dropped.  :meth:`_Codec._scan_head` bounds the head and finds
+            are dropped.  :meth:`H1Codec._scan_head` bounds the head and finds
             bare CR / bare LF, identically for both parsers; only a complete,
             bounded head reaches the parser.  So a slow head is never judged
             half-way by one parser and whole by the other, and a head sent one
@@ -68,7 +68,7 @@ from __future__ import annotations
 import enum
 import re
 from collections import deque
-from typing import Any, Final, Protocol
+from typing import Any, Final
 
 import h11
 
@@ -101,29 +101,6 @@ PAUSED: Final = _Marker("PAUSED")
 CLOSED: Final = _Marker("CLOSED")
 
 Event = Request | Data | _Marker
-
-
-class H1Codec(Protocol):
-    """What :class:`~monoceros.protocols.http1.HTTP11Protocol` needs of a parser."""
-
-    #: Events parsed and not yet taken; ``next_event()`` pops these first
-    #: (the connection pops them itself on its hot path).
-    events: deque[Event]
-    #: The refusal ``next_event()`` raises once the events are taken, if any.
-    error: RemoteProtocolError | None
-
-    def receive_data(self, data: bytes) -> None:
-        """Feed bytes; ``b""`` means the peer closed its side."""
-
-    def next_event(self) -> Event:
-        """The next event, :data:`NEED_DATA` or :data:`PAUSED`; may raise
-        :class:`RemoteProtocolError`."""
-
-    def start_next_cycle(self) -> None:
-        """The response to the current message is complete: move on."""
-
-    def trailing_data(self) -> bytes:
-        """Bytes received after the current message (for protocol upgrades)."""
 
 
 class _Phase(enum.Enum):
@@ -168,13 +145,17 @@ def _strip_values(headers: list[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes
     return [(n, v.rstrip(b" \t")) for n, v in headers]
 
 
-class _Codec:
-    """The framing skeleton shared by both parsers (module docstring)."""
+class H1Codec:
+    """What :class:`~monoceros.protocols.http1.HTTP11Protocol` needs of a
+    parser, and the framing skeleton both parsers share (module docstring)."""
 
     def __init__(self, max_head_size: int, max_request_line: int) -> None:
         self._max_head = max_head_size
         self._max_line = max_request_line
+        # Events parsed and not yet taken; next_event() pops these first
+        # (the connection pops them itself on its hot path).
         self.events: deque[Event] = deque()
+        # The refusal next_event() raises once the events are taken, if any.
         self.error: RemoteProtocolError | None = None
         self._phase = _P_HEAD
         self._pending = b""  # received, not yet given to the parser
@@ -184,8 +165,9 @@ class _Codec:
         self._last = False  # the current request forbids any further one
         self._req: Request | None = None
 
-    # -- H1Codec --------------------------------------------------------------
+    # -- what the connection calls ----------------------------------------------
     def receive_data(self, data: bytes) -> None:
+        """Feed bytes; ``b""`` means the peer closed its side."""
         phase = self._phase
         if phase is _P_CLOSED:
             return
@@ -201,6 +183,8 @@ class _Codec:
             self._pump()
 
     def next_event(self) -> Event:
+        """The next event, :data:`NEED_DATA` or :data:`PAUSED`; may raise
+        :class:`RemoteProtocolError`."""
         events = self.events
         if events:
             return events.popleft()
@@ -216,6 +200,7 @@ class _Codec:
         return NEED_DATA
 
     def start_next_cycle(self) -> None:
+        """The response to the current message is complete: move on."""
         if self._phase is _P_PAUSED:
             if self._last:
                 self._phase = _P_CLOSED  # "Connection: close" was the last request
@@ -226,6 +211,7 @@ class _Codec:
                 self._pump()
 
     def trailing_data(self) -> bytes:
+        """Bytes received after the current message (for protocol upgrades)."""
         return self._pending
 
     # -- the framing loop -----------------------------------------------------
@@ -365,7 +351,7 @@ class _Codec:
         raise NotImplementedError
 
 
-class HttpToolsCodec(_Codec):
+class HttpToolsCodec(H1Codec):
     """The fast path: llhttp through httptools, callbacks buffered into events."""
 
     def __init__(self, max_head_size: int, max_request_line: int) -> None:
@@ -604,7 +590,7 @@ def _raw_fields(head: bytes) -> list[tuple[bytes, bytes]]:
     return fields
 
 
-class H11Codec(_Codec):
+class H11Codec(H1Codec):
     """The pure-Python path: h11 parses each head; the codec frames bodies.
 
     A fresh ``h11.Connection`` per head is cheaper than h11's own cycle (1 us
@@ -770,7 +756,7 @@ class H11Codec(_Codec):
         return 0
 
 
-def make_codec(name: str, max_head_size: int, max_request_line: int) -> _Codec:
+def make_codec(name: str, max_head_size: int, max_request_line: int) -> H1Codec:
     """The codec called ``name`` ('httptools' or 'h11')."""
     if name == "httptools":
         return HttpToolsCodec(max_head_size, max_request_line)
