@@ -18,7 +18,9 @@ ballast: list[bytearray] = []
 
 
 def say(text: str) -> None:
-    print(f"app: {text}", file=sys.stderr, flush=True)
+    # One write(2) per line: workers share the stderr pipe, and print() writes
+    # the text and its newline separately, so two workers' lines could merge.
+    os.write(sys.stderr.fileno(), f"app: {text}\n".encode())
 
 
 async def respond(send: Any, body: bytes, status: int = 200, content_type: bytes = b"text/plain") -> None:
