@@ -45,7 +45,8 @@ _FORWARDED = b"forwarded"
 _X_FORWARDED_FOR = b"x-forwarded-for"
 _X_FORWARDED_PROTO = b"x-forwarded-proto"
 _X_FORWARDED_PORT = b"x-forwarded-port"
-_PROXY_HEADERS = frozenset((_FORWARDED, _X_FORWARDED_FOR, _X_FORWARDED_PROTO, _X_FORWARDED_PORT))
+# The fields rewrite() reads (the server skips it for a request with none).
+PROXY_HEADERS = frozenset((_FORWARDED, _X_FORWARDED_FOR, _X_FORWARDED_PROTO, _X_FORWARDED_PORT))
 
 _WWW_SCOPES = frozenset(("http", "websocket"))
 
@@ -327,7 +328,7 @@ class ProxyHeadersMiddleware:
         """
         found: dict[bytes, list[bytes]] | None = None
         for name, value in scope["headers"]:
-            if name in _PROXY_HEADERS:
+            if name in PROXY_HEADERS:
                 if found is None:
                     found = {}
                 found.setdefault(name, []).append(value)
