@@ -71,20 +71,26 @@ from typing import Final
 
 from monoceros.errors import RemoteProtocolError
 
-_TOKEN = re.compile(rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
-_BAD_VALUE = re.compile(rb"[\x00-\x08\x0a-\x1f\x7f]")
+_TOKEN: Final = re.compile(rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
+_BAD_VALUE: Final = re.compile(rb"[\x00-\x08\x0a-\x1f\x7f]")
 # Visible ASCII without "#": origin-form path and query (RFC 3986 has no raw
 # octets; "#" starts a fragment, which a request target never carries).
-_TARGET = re.compile(rb"[\x21\x22\x24-\x7e]+")
+_TARGET: Final = re.compile(rb"[\x21\x22\x24-\x7e]+")
+# Origin-form targets already found valid: a server is asked for the same
+# few paths again and again (a set lookup costs a quarter of the match).
+# Short ones only, and at most _GOOD_MAX, so that a client cannot fill it.
+_GOOD_TARGETS: Final[set[bytes]] = set()
+_GOOD_LEN: Final = 256
+_GOOD_MAX: Final = 1024
 # http(s)://authority[/path][?query]; the authority without userinfo.
-_ABSOLUTE = re.compile(rb"https?://[A-Za-z0-9\-._~!$&'()*+,;=:\[\]%]+(?:[/?][\x21\x22\x24-\x7e]*)?")
+_ABSOLUTE: Final = re.compile(rb"https?://[A-Za-z0-9\-._~!$&'()*+,;=:\[\]%]+(?:[/?][\x21\x22\x24-\x7e]*)?")
 # What llhttp accepts before the first "/" or "?" of a CONNECT target.
-_CONNECT_TARGET = re.compile(rb'[^"#<>\\^`{|}/?]*(?:[/?]|$)')
-_HOST = re.compile(rb"[A-Za-z0-9\-._~!$&'()*+,;=:\[\]%]*")
+_CONNECT_TARGET: Final = re.compile(rb'[^"#<>\\^`{|}/?]*(?:[/?]|$)')
+_HOST: Final = re.compile(rb"[A-Za-z0-9\-._~!$&'()*+,;=:\[\]%]*")
 # Host values already found valid: a server sees the same few again and again.
-_GOOD_HOSTS: set[bytes] = set()
-_DIGITS = re.compile(rb"[0-9]{1,18}")
-_CODING = re.compile(rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
+_GOOD_HOSTS: Final[set[bytes]] = set()
+_DIGITS: Final = re.compile(rb"[0-9]{1,18}")
+_CODING: Final = re.compile(rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 
 # The methods llhttp (httptools' parser) accepts in an HTTP/1.x request line;
 # see the module docstring.
@@ -182,7 +188,7 @@ def check_request(req: Request, max_request_line: int) -> Request:
             if value not in _GOOD_HOSTS:
                 if _HOST.fullmatch(value.rstrip(b" \t")) is None:
                     host_ok = False
-                elif len(_GOOD_HOSTS) < 256:  # a server sees few Host values
+                elif len(_GOOD_HOSTS) < 256 and len(value) <= _GOOD_LEN:  # a server sees few
                     _GOOD_HOSTS.add(value)
         elif c == 99:  # c
             if name == b"content-length":
@@ -231,8 +237,13 @@ def check_request(req: Request, max_request_line: int) -> Request:
             raise RemoteProtocolError("invalid CONNECT target", 400)
         raise RemoteProtocolError("CONNECT is not supported", 501)
     if target[:1] == b"/":
-        if _TARGET.fullmatch(target) is None:
-            raise RemoteProtocolError("invalid characters in the request target", 400)
+        if target not in _GOOD_TARGETS:
+            if _TARGET.fullmatch(target) is None:
+                raise RemoteProtocolError("invalid characters in the request target", 400)
+            if len(target) <= _GOOD_LEN:
+                if len(_GOOD_TARGETS) >= _GOOD_MAX:
+                    _GOOD_TARGETS.clear()
+                _GOOD_TARGETS.add(target)
     elif target == b"*":
         if method != b"OPTIONS":
             raise RemoteProtocolError("asterisk-form is for OPTIONS only", 400)

@@ -366,3 +366,23 @@ def test_a_head_llhttp_would_sit_on_is_refused_at_once():
     # llhttp waits for the rest of the HTTP/2 preface after "PRI ... \r\n\r\n"
     assert both(b"PRI * HTTP/2.0\r\n\r\n", eof=False) == [("error", 400)]
     assert both(b"PRI / HTTP/1.1\r\n\r\n", eof=False) == [("error", 400)]
+
+
+def test_a_target_found_valid_is_remembered_within_bounds():
+    from monoceros.protocols import headers
+
+    def check(target: bytes) -> None:
+        check_request(Request(b"GET", target, b"1.1", [(b"host", b"a")]), 8192)
+
+    headers._GOOD_TARGETS.clear()
+    check(b"/remembered?q=1")
+    assert b"/remembered?q=1" in headers._GOOD_TARGETS
+    check(b"/" + b"a" * headers._GOOD_LEN)  # too long to keep
+    assert len(headers._GOOD_TARGETS) == 1
+    with pytest.raises(RemoteProtocolError):  # a bad one is never kept
+        check(b"/a b")
+    assert b"/a b" not in headers._GOOD_TARGETS
+    for i in range(headers._GOOD_MAX):
+        check(b"/%d" % i)
+    assert len(headers._GOOD_TARGETS) <= headers._GOOD_MAX
+    check(b"/remembered?q=1")  # still valid after the set was cleared
