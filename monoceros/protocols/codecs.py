@@ -384,7 +384,9 @@ class HttpToolsCodec(H1Codec):
                 and n <= self._max_head
                 and data[0] != 13
                 and data[0] != 10
-                and data.find(b"\r\n\r\n") == n - 4
+                # (the first CRLF CRLF ends it; partition takes its argument
+                # as is, where find() parses an argument tuple)
+                and len(data.partition(b"\r\n\r\n")[0]) == n - 4
             ):
                 self._head(data)
                 return

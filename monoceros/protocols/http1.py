@@ -581,7 +581,11 @@ class HTTP11Protocol(asyncio.Protocol):
             defaults = _defaults_without(ctx.default_headers, headers)
         parts = [STATUS_LINES.get(status) or b"HTTP/1.1 %d \r\n" % status, defaults]
         for name, value in headers:
-            parts += (name, b": ", value, b"\r\n")
+            # (compiled, four appends cost less than one += of a tuple)
+            parts.append(name)
+            parts.append(b": ")
+            parts.append(value)
+            parts.append(b"\r\n")
         if not cycle.body_allowed:
             body = b""
         elif cycle.content_length is None:
