@@ -36,6 +36,7 @@ from types import ModuleType
 #: The compiled modules: the ones every HTTP/1.1 request runs through, and
 #: none that imports app code or is patched by tests at run time.
 MODULES: tuple[str, ...] = (
+    "monoceros.accesslog",
     "monoceros.context",
     "monoceros.protocols.codecs",
     "monoceros.protocols.cycle",

@@ -36,6 +36,7 @@ class ServerContext:
     # its keys (a slot read is a descriptor, no dict lookup).
     __slots__ = (
         "accepting",
+        "access_custom",
         "access_format",
         "access_log",
         "access_log_needs_time",
@@ -122,14 +123,16 @@ class ServerContext:
         # call ends, so shutdown waits on events, never on a poll.
         self.drain_changed: asyncio.Event | None = None
         self.on_max_requests: Any = None
-        from monoceros.logging import AccessLogFormat, BatchedAccessLog
+        from monoceros.accesslog import BatchedAccessLog
+        from monoceros.logging import AccessLogFormat
 
         self.access_format = AccessLogFormat(config.access_log_format)
         self.access_log = config.access_log and access_logger.isEnabledFor(logging.INFO)
-        self.access_log_needs_time = self.access_log and self.access_format.custom
+        self.access_custom = self.access_format.custom
+        self.access_log_needs_time = self.access_log and self.access_custom
         self.batched_access = (
             BatchedAccessLog.for_logger(access_logger, loop)
-            if self.access_log and not self.access_format.custom
+            if self.access_log and not self.access_custom
             else None
         )
         self.default_headers_h1 = b""
@@ -195,11 +198,12 @@ class ServerContext:
     def log_access(self, cycle: RequestCycle) -> None:
         scope = cycle.scope
         fmt = self.access_format
-        query = scope["query_string"]
+        query: bytes = scope["query_string"]  # (typed: compiled, decode() is a primitive)
         client = scope["client"]
-        client_str = f"{client[0]}:{client[1]}" if client else ""
-        if not fmt.custom:
-            path = scope["raw_path"].decode("latin-1")
+        if not self.access_custom:
+            client_str = f"{client[0]}:{client[1]}" if client else ""
+            raw_path: bytes = scope["raw_path"]
+            path = raw_path.decode("latin-1")
             if query:
                 path = f"{path}?{query.decode('latin-1')}"
             batched = self.batched_access

@@ -33,7 +33,6 @@ __all__ = [
     "TRACE_LOG_LEVEL",
     "AccessFormatter",
     "AccessLogFormat",
-    "BatchedAccessLog",
     "ColourizedFormatter",
     "DefaultFormatter",
     "configure_logging",
@@ -263,80 +262,8 @@ class AccessFormatter(ColourizedFormatter):
         return super().formatMessage(record)
 
 
+# The default access format (monoceros.accesslog writes its lines directly).
 _DEFAULT_ACCESS_FMT: Final = '%(levelprefix)s %(client_addr)s - "%(request_line)s" %(status_code)s'
-
-
-class BatchedAccessLog:
-    """uvicorn's default access line, written a loop turn's lines at a time.
-
-    Through :mod:`logging`, each request costs a ``LogRecord``, a formatter
-    pass and a ``write`` + ``flush`` (a system call): about as much as the
-    request itself.  When the access logger is configured as
-    :data:`LOGGING_CONFIG` configures it (one plain ``StreamHandler`` with
-    :class:`AccessFormatter` and the default format, no filters), this class
-    produces the same bytes directly, keeps them in a list and writes them in
-    one call on the next turn of the event loop.  Any other configuration
-    (a user's ``--log-config``, a filter, another handler) keeps going through
-    :mod:`logging` unchanged: :meth:`for_logger` returns None for it.
-
-    Nothing is lost at shutdown: the server calls :meth:`flush` after the
-    last connection closed, and a line is never held longer than one loop
-    turn.
-    """
-
-    def __init__(self, handler: logging.StreamHandler[Any], formatter: AccessFormatter, loop: Any) -> None:
-        self._handler = handler
-        self._formatter = formatter
-        self._loop = loop
-        self._prefix = formatter.level_prefix(logging.INFO, "INFO") + " "
-        self._bold = formatter.use_colors
-        self._lines: list[str] = []
-
-    @classmethod
-    def for_logger(cls, logger: logging.Logger, loop: Any) -> BatchedAccessLog | None:
-        """A batched writer for ``logger``, or None if it is not configured
-        exactly as the default (then :mod:`logging` must do the work)."""
-        if logger.filters or logger.propagate or len(logger.handlers) != 1 or logging.root.manager.disable:
-            return None
-        handler = logger.handlers[0]
-        formatter = handler.formatter
-        if (
-            type(handler) is not logging.StreamHandler
-            or handler.filters
-            or handler.level > logging.INFO
-            or type(formatter) is not AccessFormatter
-            or formatter._fmt != _DEFAULT_ACCESS_FMT
-        ):
-            return None
-        return cls(handler, formatter, loop)
-
-    def add(self, client: str, method: str, path: str, http_version: str, status: int) -> None:
-        """Queue one request's line."""
-        request_line = f"{method} {path} HTTP/{http_version}"
-        if self._bold:
-            request_line = f"{_BOLD}{request_line}{_RESET}"
-        lines = self._lines
-        if not lines:
-            self._loop.call_soon(self.flush)
-        lines.append(
-            f"{self._prefix}{client} - \"{request_line}\" {self._formatter.get_status_code(status)}\n"
-        )
-
-    def flush(self) -> None:
-        """Write the queued lines (as ``StreamHandler.emit`` would, errors included)."""
-        lines = self._lines
-        if not lines:
-            return
-        self._lines = []
-        handler = self._handler
-        handler.acquire()
-        try:
-            handler.stream.write("".join(lines))
-            handler.flush()
-        except Exception:  # what logging does with a broken stream: report, go on
-            handler.handleError(logging.makeLogRecord({"msg": "access log", "levelno": logging.INFO}))
-        finally:
-            handler.release()
 
 
 # -- configuration -------------------------------------------------------------

@@ -64,7 +64,7 @@ import os
 from collections.abc import Awaitable, Mapping
 from typing import Any, BinaryIO, Final, Protocol
 
-from monoceros._types import ASGIApp, Headers, Message, Scope
+from monoceros._types import ASGIApp, Headers, Message
 from monoceros.errors import ASGIMessageError, ClientDisconnected
 from monoceros.protocols.headers import STATUS_PHRASES, validate_header
 
@@ -222,7 +222,7 @@ class RequestCycle:
         self,
         ctx: CycleContext,
         sink: StreamSink,
-        scope: Scope,
+        scope: dict[str, Any],  # (a dict: compiled, reading it takes dict primitives)
         method: str,
         body_expected: bool,
         expect_continue: bool,
