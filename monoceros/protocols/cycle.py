@@ -190,6 +190,20 @@ def _header_kind(name: bytes, value: bytes) -> int:
     return _PLAIN
 
 
+def _digits(value: bytes) -> int:
+    """A Content-Length value: ASCII digits only (raises ASGIMessageError).
+    (Compiled, this loop costs a fraction of ``isdigit()`` and ``int()``.)"""
+    n = 0
+    for i in range(len(value)):
+        c = value[i]
+        if c < 48 or c > 57:  # not 0-9
+            raise ASGIMessageError(f"invalid Content-Length {value!r}")
+        n = n * 10 + c - 48
+    if not value:
+        raise ASGIMessageError(f"invalid Content-Length {value!r}")
+    return n
+
+
 class RequestCycle:
     """One request and its response; see the module docstring."""
 
@@ -541,10 +555,12 @@ class RequestCycle:
                     "send informational responses with an extension, not http.response.start"
                 )
             raise ASGIMessageError(f"'status' must be an int between 200 and 599, got {status!r}")
-        headers = message.get("headers", ())
+        raw = message.get("headers", ())
         checked: Headers = []
         content_length = None
         try:
+            # A list, as apps send them (compiled, a list is walked by index).
+            headers: list[Any] = raw if type(raw) is list else list(raw)
             for item in headers:
                 try:
                     kind = _CHECKED.get(item)
@@ -567,9 +583,7 @@ class RequestCycle:
                     value = item[1]
                     if content_length is not None:
                         raise ASGIMessageError("more than one Content-Length header")
-                    if not value.isdigit():
-                        raise ASGIMessageError(f"invalid Content-Length {value!r}")
-                    content_length = int(value)
+                    content_length = _digits(value)
                     checked.append(item)
                 elif kind == _CONNECTION:
                     if b"close" in item[1].lower():

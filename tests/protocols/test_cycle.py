@@ -365,6 +365,9 @@ def test_the_server_owns_framing_headers():
         {"type": "http.response.start", "status": 200, "headers": 5},
         {"type": "http.response.start", "status": 200, "headers": [(b"content-length", b"1_0")]},
         {"type": "http.response.start", "status": 200, "headers": [(b"content-length", b" 1")]},
+        {"type": "http.response.start", "status": 200, "headers": [(b"content-length", b"")]},
+        {"type": "http.response.start", "status": 200, "headers": [(b"content-length", b"+1")]},
+        {"type": "http.response.start", "status": 200, "headers": [(b"content-length", b"\xd9\xa1")]},
         {"type": "http.response.body", "body": b""},
         {"type": "http.response.trailers"},
         {"type": None},
@@ -629,3 +632,15 @@ def test_header_shapes_and_the_validation_cache(monkeypatch):
         assert (b"x-bad", b"a\r\nb") not in cycle_module._CHECKED
 
     run(main())
+
+
+@pytest.mark.parametrize("kind", [tuple, iter])
+def test_headers_need_not_be_a_list(kind):
+    async def main() -> None:
+        cycle, sink, _ = make_cycle()
+        headers = kind([(b"content-length", b"10"), (b"x-a", b"b")])
+        await cycle.send({"type": "http.response.start", "status": 200, "headers": headers})
+        await cycle.send({"type": "http.response.body", "body": b"0123456789"})
+        assert sink.calls[0][:3] == ("head", 200, [(b"content-length", b"10"), (b"x-a", b"b")])
+
+    asyncio.run(main())
