@@ -94,8 +94,8 @@ STATUS_LINES: Final[dict[int, bytes]] = {
     code: b"HTTP/1.1 %d %s\r\n" % (code, phrase) for code, phrase in STATUS_PHRASES.items()
 }
 _METHODS: Final[dict[bytes, str]] = {}
-# An HTTP scope's keys, in the order they are shown, with the values that do
-# not change (_on_request copies it and fills in the rest).
+# An HTTP scope's keys, in the order they are shown, with the values that
+# never change (each connection fills in its own, see connection_made).
 _SCOPE: Final[dict[str, Any]] = dict.fromkeys(
     (
         "type", "asgi", "http_version", "server", "client", "scheme", "method", "root_path",
@@ -206,6 +206,7 @@ class HTTP11Protocol(asyncio.Protocol):
         "out_seen",
         "proxy",
         "scheme",
+        "scope_base",
         "server",
         "starting",
         "state",
@@ -256,6 +257,14 @@ class HTTP11Protocol(asyncio.Protocol):
         self.scheme = "https" if self.tls else "http"
         ssl_object = transport.get_extra_info("ssl_object") if self.tls else None
         self.extensions = http_extensions(ssl_object, ctx.server_cert)
+        # What the scopes of this connection's requests share (_on_request
+        # copies it: five fewer insertions per request).
+        base = self.scope_base = _SCOPE.copy()
+        base["server"] = self.server
+        base["client"] = self.client
+        base["scheme"] = self.scheme
+        base["root_path"] = ctx.root_path
+        base["extensions"] = self.extensions
         # Apps run in a copy of the context the connection was accepted in,
         # never of whatever task happens to parse the request: a pipelined
         # request is parsed inside the previous app's send(), and the
@@ -429,23 +438,19 @@ class HTTP11Protocol(asyncio.Protocol):
         if "%" in path:
             path = unquote(path)
         root_path = ctx.root_path
-        # A copy of a template, then its values: compiled, a dict display
-        # inserts key by key into a dict that grows twice on the way.
-        scope = _SCOPE.copy()
+        # A copy of the connection's template, then this request's values:
+        # compiled, a dict display inserts key by key into a dict that grows
+        # twice on the way.
+        scope = self.scope_base.copy()
         scope["asgi"] = _ASGI.copy()
         if self.http10:
             scope["http_version"] = "1.0"
-        scope["server"] = self.server
-        scope["client"] = self.client
-        scope["scheme"] = self.scheme
         scope["method"] = method
-        scope["root_path"] = root_path
         scope["path"] = root_path + path if root_path else path
         scope["raw_path"] = raw_path
         scope["query_string"] = query
         scope["headers"] = req.headers
         scope["state"] = ctx.state.copy()
-        scope["extensions"] = self.extensions
         if req.upgrade is not None:
             if req.upgrade == b"websocket" and ctx.ws_impl is not None:
                 self._start_websocket(req, scope, method)
