@@ -14,7 +14,7 @@ import asyncio
 import logging
 import sys
 from email.utils import formatdate
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Final
 
 from monoceros.config import LoadedConfig
 from monoceros.middleware.proxy_headers import ProxyHeadersMiddleware
@@ -26,6 +26,8 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger("monoceros.error")
 access_logger = logging.getLogger("monoceros.access")
+# The most client addresses whose access-log text is kept (then all are dropped).
+_CLIENT_NAMES_MAX: Final = 1024
 
 
 class ServerContext:
@@ -44,6 +46,7 @@ class ServerContext:
         "app",
         "base_headers",
         "batched_access",
+        "client_names",
         "connections",
         "date_header",
         "default_headers",
@@ -129,6 +132,7 @@ class ServerContext:
         self.access_format = AccessLogFormat(config.access_log_format)
         self.access_log = config.access_log and access_logger.isEnabledFor(logging.INFO)
         self.access_custom = self.access_format.custom
+        self.client_names: dict[tuple[Any, ...], str] = {}  # client -> "host:port" (access lines)
         self.access_log_needs_time = self.access_log and self.access_custom
         self.batched_access = (
             BatchedAccessLog.for_logger(access_logger, loop)
@@ -201,7 +205,17 @@ class ServerContext:
         query: bytes = scope["query_string"]  # (typed: compiled, decode() is a primitive)
         client = scope["client"]
         if not self.access_custom:
-            client_str = f"{client[0]}:{client[1]}" if client else ""
+            if type(client) is tuple:
+                # A connection's requests share its client tuple: its text is
+                # looked up, not formatted, from the second request on.
+                names = self.client_names
+                client_str = names.get(client)
+                if client_str is None:
+                    if len(names) >= _CLIENT_NAMES_MAX:
+                        names.clear()
+                    client_str = names[client] = f"{client[0]}:{client[1]}"
+            else:
+                client_str = f"{client[0]}:{client[1]}" if client else ""
             raw_path: bytes = scope["raw_path"]
             path = raw_path.decode("latin-1")
             if query:
