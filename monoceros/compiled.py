@@ -8,7 +8,7 @@ machine with a C compiler, ``setup.py`` also compiles them with mypyc (the
 same files, no annotations added) into extension modules that sit next to the
 ``.py`` files; Python's import system prefers an extension module, so the
 server runs compiled code without a switch.  Compiled, a keep-alive request
-runs about half the CPU instructions (46.8k against 89.6k, valgrind over the
+runs less than half the CPU instructions (about 39k against 87k, valgrind over the
 protocol driven in memory).  A machine
 without a compiler, or ``MONOCEROS_COMPILE=0`` at install time, gets the
 pure modules.
