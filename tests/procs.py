@@ -27,11 +27,13 @@ RUNNING = re.compile(r"Monoceros running on (\S+)")
 
 
 def clean_env(**extra: str) -> dict[str, str]:
-    """The test process's environment without the variables monoceros reads."""
+    """The test process's environment without the variables monoceros reads
+    as settings (MONOCEROS_PURE stays: the pure pass's servers run pure too)."""
     env = {
         k: v
         for k, v in os.environ.items()
-        if not k.startswith("MONOCEROS_") and k not in ("WEB_CONCURRENCY", "FORWARDED_ALLOW_IPS")
+        if (k == "MONOCEROS_PURE" or not k.startswith("MONOCEROS_"))
+        and k not in ("WEB_CONCURRENCY", "FORWARDED_ALLOW_IPS")
     }
     env["PYTHONUNBUFFERED"] = "1"
     env.update(extra)

@@ -56,8 +56,7 @@ def test_client_texts_are_kept_within_bounds(caplog: pytest.LogCaptureFixture) -
         most = asyncio.run(main())
     finally:
         logger.propagate, logger.disabled = saved
-    lines = [r.getMessage() for r in caplog.records if r.name == "monoceros.access"]
-    assert len(lines) == 2 * 1100
-    assert lines[0].startswith('127.0.0.2:1000 - "GET / HTTP/1.1" 200')
-    assert lines[-1].startswith('127.0.0.2:2099 - "GET / HTTP/1.1" 200')
+    # (A set: a handler an earlier test left on a parent logger sees them too.)
+    lines = {r.getMessage() for r in caplog.records if r.name == "monoceros.access"}
+    assert lines == {f'127.0.0.2:{port} - "GET / HTTP/1.1" 200' for port in range(1000, 2100)}
     assert most == 1024
