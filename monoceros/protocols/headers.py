@@ -70,6 +70,7 @@ from http import HTTPStatus
 from typing import Final
 
 from monoceros.errors import RemoteProtocolError
+from monoceros.middleware.proxy_headers import PROXY_HEADERS
 
 _TOKEN: Final = re.compile(rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 _BAD_VALUE: Final = re.compile(rb"[\x00-\x08\x0a-\x1f\x7f]")
@@ -101,6 +102,17 @@ KNOWN_METHODS: Final = frozenset(
 )
 
 STATUS_PHRASES: Final[dict[int, bytes]] = {s.value: s.phrase.encode("ascii") for s in HTTPStatus}
+
+# The first bytes of the names of the proxy headers (see carries_proxy_headers).
+_PROXY_FIRST: Final = frozenset(name[0] for name in PROXY_HEADERS)
+
+
+def carries_proxy_headers(headers: list[tuple[bytes, bytes]]) -> bool:
+    """Whether a request's (lower-cased) fields may hold one the proxy rewrite
+    reads: the servers skip the rewrite (interpreted, 3 % of a keep-alive
+    request) for one that does not.  By first byte: a false yes only costs
+    the rewrite that would have run anyway."""
+    return any(name[0] in _PROXY_FIRST for name, _ in headers)
 
 
 def validate_header(name: bytes, value: bytes) -> bool:
@@ -280,4 +292,11 @@ def check_request(req: Request, max_request_line: int) -> Request:
     return req
 
 
-__all__ = ["KNOWN_METHODS", "STATUS_PHRASES", "Request", "check_request", "validate_header"]
+__all__ = [
+    "KNOWN_METHODS",
+    "STATUS_PHRASES",
+    "Request",
+    "carries_proxy_headers",
+    "check_request",
+    "validate_header",
+]

@@ -75,10 +75,9 @@ from urllib.parse import unquote
 
 from monoceros._types import Headers
 from monoceros.errors import RemoteProtocolError
-from monoceros.middleware.proxy_headers import PROXY_HEADERS
 from monoceros.protocols.codecs import END_OF_MESSAGE, NEED_DATA, PAUSED, Data, make_codec
 from monoceros.protocols.cycle import HIGH_WATER, REQ_BODY, RequestCycle
-from monoceros.protocols.headers import KNOWN_METHODS, STATUS_PHRASES, Request
+from monoceros.protocols.headers import KNOWN_METHODS, STATUS_PHRASES, Request, carries_proxy_headers
 from monoceros.protocols.utils import get_addresses, http_extensions, start_task
 from monoceros.protocols.websocket import WebSocketProtocol, accept_response, check_handshake
 from monoceros.protocols.wscodecs import WS_CODECS
@@ -104,9 +103,6 @@ _SCOPE: Final[dict[str, Any]] = dict.fromkeys(
 )
 _SCOPE.update(type="http", http_version="1.1")
 _ASGI: Final[dict[str, str]] = {"version": "3.0", "spec_version": "2.4"}
-# The first bytes of the proxy headers' names: a request with none of them
-# skips the rewrite (interpreted, 3 % of a keep-alive request).
-_PROXY_FIRST: Final = frozenset(name[0] for name in PROXY_HEADERS)
 # The start of the HTTP/2 connection preface (RFC 9113 §3.4): enough to tell
 # it from any HTTP/1.1 request ("PRI" is no method we serve).
 PREFACE_START: Final = b"PRI * HTTP/2.0\r\n"
@@ -466,12 +462,8 @@ class HTTP11Protocol(asyncio.Protocol):
                 return
             if self._upgrade(req):  # h2c
                 return
-        proxy = self.proxy
-        if proxy is not None:
-            for name, _ in req.headers:
-                if name[0] in _PROXY_FIRST:
-                    proxy.rewrite(scope)
-                    break
+        if self.proxy is not None and carries_proxy_headers(req.headers):
+            self.proxy.rewrite(scope)
         body_expected = req.chunked or bool(req.content_length)
         cycle = self.cycle = RequestCycle(
             ctx, self, scope, method, body_expected, req.expect_continue, req.keep_alive
@@ -510,7 +502,7 @@ class HTTP11Protocol(asyncio.Protocol):
         except RemoteProtocolError as exc:
             self.fail(exc)
             return
-        if self.proxy is not None:
+        if self.proxy is not None and carries_proxy_headers(req.headers):
             self.proxy.rewrite(scope)
         response = self.cycle = RequestCycle(ctx, self, scope, method, False, False, False)
         self.chunked = False

@@ -71,7 +71,7 @@ from hyperframe.frame import GoAwayFrame
 from monoceros._types import Headers
 from monoceros.errors import ASGIMessageError
 from monoceros.protocols.cycle import REQ_BODY, RequestCycle
-from monoceros.protocols.headers import STATUS_PHRASES, Request, validate_header
+from monoceros.protocols.headers import STATUS_PHRASES, Request, carries_proxy_headers, validate_header
 from monoceros.protocols.hpackcache import CachingDecoder, CachingEncoder
 from monoceros.protocols.utils import http_scope, start_app, start_task
 from monoceros.protocols.websocket import websocket_scope
@@ -969,7 +969,7 @@ class H2Protocol(asyncio.Protocol):
             else:
                 self._refuse(stream, 501)  # a tunnel, or another protocol: no ASGI mapping
             return
-        if self.proxy is not None:
+        if self.proxy is not None and carries_proxy_headers(scope["headers"]):
             self.proxy.rewrite(scope)
         cycle = stream.cycle = RequestCycle(
             ctx, stream, scope, scope["method"], body_expected, req.expect_continue, True
@@ -987,7 +987,7 @@ class H2Protocol(asyncio.Protocol):
             self._refuse(stream, 426, [(b"sec-websocket-version", b"13")])
             return
         offers = websocket_scope(scope, req.headers)
-        if self.proxy is not None:
+        if self.proxy is not None and carries_proxy_headers(scope["headers"]):
             self.proxy.rewrite(scope)
         response = stream.cycle = RequestCycle(ctx, stream, scope, "CONNECT", False, False, False)
         codec = WS_CODECS[ctx.ws_impl](ctx.ws_max_size, ctx.ws_per_message_deflate)  # type: ignore[index]
