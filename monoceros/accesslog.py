@@ -41,7 +41,9 @@ class BatchedAccessLog:
         self._loop = loop
         self._prefix = formatter.level_prefix(_INFO, "INFO") + " "
         self._bold = formatter.use_colors
-        self._status: dict[int, str] = {}  # the formatter's text for each status seen
+        # The formatter's text for each status seen: it caches them too, but
+        # its get_status_code() is interpreted, a call dearer than the lookup.
+        self._status: dict[int, str] = {}
         self._lines: list[str] = []
 
     @classmethod

@@ -193,14 +193,14 @@ def _header_kind(name: bytes, value: bytes) -> int:
 def _digits(value: bytes) -> int:
     """A Content-Length value: ASCII digits only (raises ASGIMessageError).
     (Compiled, this loop costs a fraction of ``isdigit()`` and ``int()``.)"""
+    if not value:
+        raise ASGIMessageError(f"invalid Content-Length {value!r}")
     n = 0
     for i in range(len(value)):
         c = value[i]
         if c < 48 or c > 57:  # not 0-9
             raise ASGIMessageError(f"invalid Content-Length {value!r}")
         n = n * 10 + c - 48
-    if not value:
-        raise ASGIMessageError(f"invalid Content-Length {value!r}")
     return n
 
 
